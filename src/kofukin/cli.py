@@ -1,0 +1,87 @@
+"""The ``kofukin`` command line: one sub-command per stage of the book, each a thin shell over the package.
+
+Errors that a user can fix (bad workbook, unknown municipality) are printed as one clear message with exit
+code 1 or 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kofukin.paths import project_paths
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="インセンティブ交付金 分析ブック (kofukin)")
+err = Console(stderr=True)
+out = Console()
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="default: data/raw/demo")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (the bundled panel uses the default)")] = 20240401,
+    quiet: bool = False,
+) -> None:
+    """合成データ: write the synthetic R6–R8 workbooks in MHLW's layout and print the calibration table."""
+    from kofukin.synthetic import write_demo_data
+
+    target = out_dir or project_paths().demo_raw
+    report = write_demo_data(target, seed=seed)
+    if not quiet:
+        out.print(report.to_string())
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="workbooks or folders (default: data/raw/)")] = None,
+    store: Annotated[Path | None, typer.Option(help="default: data/processed")] = None,
+) -> None:
+    """Read MHLW results workbooks (real or synthetic) into the tidy store, validating everything."""
+    from kofukin.ingest import IngestError, ingest_paths
+
+    p = project_paths()
+    t0 = time.perf_counter()
+    try:
+        summary = ingest_paths(paths or [p.raw], store or p.processed)
+    except IngestError as e:
+        err.print(f"[bold red]取り込みエラー[/]: {e}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"{summary} ({time.perf_counter() - t0:.1f} s)", highlight=False)
+
+
+@app.command()
+def summary(
+    query: Annotated[str, typer.Argument(help="JIS code (5/6 digits), insurer number or name (上尾市, 埼玉県上尾市)")],
+    year: Annotated[str | None, typer.Option("--year", help="R6/R7/R8 (default: latest)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One municipality's totals and competition ranks."""
+    from kofukin.codes import AmbiguousMunicipality, UnknownMunicipality
+    from kofukin.profile import municipality_summary
+    from kofukin.store import load_store
+
+    try:
+        s = load_store(project_paths().processed)
+        res = municipality_summary(s, query, year)
+    except (AmbiguousMunicipality, UnknownMunicipality, FileNotFoundError, ValueError) as e:
+        err.print(str(e), highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(json.dumps(res, ensure_ascii=False, indent=2) + "\n")
+    else:
+        for k, v in res.items():
+            out.print(f"{k:>16}: {v}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,68 @@
+"""Every path the project uses, derived from one root.
+
+Notebooks and scripts never build paths by hand. The root can be moved with ``KOFUKIN_ROOT`` so that tests and
+benchmarks can build a small book in a temporary directory without touching the working tree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SOURCE_ROOT = PACKAGE_DIR.parents[1]
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Locations under one project root (the repository, or a scratch copy for tests)."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def reference(self) -> Path:
+        return self.data / "reference"
+
+    @property
+    def raw(self) -> Path:
+        return self.data / "raw"
+
+    @property
+    def demo_raw(self) -> Path:
+        return self.raw / "demo"
+
+    @property
+    def processed(self) -> Path:
+        return self.data / "processed"
+
+    @property
+    def exports(self) -> Path:
+        return self.data / "exports"
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def book(self) -> Path:
+        return self.root / "book"
+
+    @property
+    def build(self) -> Path:
+        return self.root / "_build"
+
+
+def project_paths() -> ProjectPaths:
+    """The active project root: ``$KOFUKIN_ROOT`` if set, else the repository holding this package."""
+    env = os.environ.get("KOFUKIN_ROOT")
+    return ProjectPaths(Path(env).resolve() if env else SOURCE_ROOT)
+
+
+# Reference data always comes from the repository (it is versioned with the code), never from ../shared.
+REFERENCE_DIR = SOURCE_ROOT / "data" / "reference"
+NOTEBOOKS_DIR = SOURCE_ROOT / "notebooks"

@@ -1,0 +1,152 @@
+"""Loaders for the versioned reference tables in ``data/reference/`` (see its README for provenance).
+
+Each loader validates its table with a pandera schema, so a hand edit that breaks an invariant (a code without
+leading zeros, a duplicated item, a share that disagrees with its count) stops the pipeline at load time.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+
+from kofukin.paths import REFERENCE_DIR
+from kofukin.scoring import FISCAL_YEARS, GOALS, GRANTS
+
+N_MUNICIPALITIES = 1741
+N_PREFECTURES = 47
+
+MASTER_SCHEMA = pa.DataFrameSchema(
+    {
+        "lg_code6": pa.Column(str, pa.Check.str_matches(r"^\d{6}$"), unique=True),
+        "lg_code5": pa.Column(str, pa.Check.str_matches(r"^\d{5}$"), unique=True),
+        "pref_code": pa.Column(str, pa.Check.str_matches(r"^\d{2}$")),
+        "pref_name": pa.Column(str),
+        "name": pa.Column(str),
+        "name_kana": pa.Column(str),
+        "kind": pa.Column(str, pa.Check.isin(["shi", "machi", "mura", "ku"])),
+    },
+    checks=[
+        pa.Check(lambda d: len(d) == N_MUNICIPALITIES, error=f"{N_MUNICIPALITIES} municipalities expected"),
+        pa.Check(lambda d: (d["lg_code6"].str[:5] == d["lg_code5"]).all(), error="lg_code5 is lg_code6[:5]"),
+        pa.Check(lambda d: (d["lg_code6"].str[:2] == d["pref_code"]).all(), error="pref_code is lg_code6[:2]"),
+    ],
+    strict=False,
+)
+
+CATALOGUE_SCHEMA = pa.DataFrameSchema(
+    {
+        "item_id": pa.Column(str, unique=True),
+        "fiscal_year": pa.Column(str, pa.Check.isin(FISCAL_YEARS)),
+        "grant": pa.Column(str, pa.Check.isin(GRANTS)),
+        "goal": pa.Column(str, pa.Check.isin(GOALS)),
+        "group": pa.Column(str, pa.Check.isin(["taisei", "katsudo", "outcome"])),
+        "indicator_no": pa.Column("int64", pa.Check.ge(1)),
+        "max_points": pa.Column("int64", pa.Check.gt(0)),
+        "n_scoring": pa.Column("int64", pa.Check.in_range(0, N_MUNICIPALITIES)),
+        "share_scoring": pa.Column(float, pa.Check.in_range(0, 1)),
+        "scoring_rule": pa.Column(str, pa.Check.isin(["additive", "choose_one_of_branches", "capped_inferred"])),
+        "indicator_effective_max": pa.Column("int64", pa.Check.gt(0)),
+        "outcome_duplicate": pa.Column(bool),
+    },
+    checks=[
+        pa.Check(
+            lambda d: ((d["n_scoring"] / N_MUNICIPALITIES - d["share_scoring"]).abs() < 1e-9).all(),
+            error="share_scoring = n_scoring / 1741",
+        ),
+        pa.Check(lambda d: ((d["goal"] == "IV") == (d["group"] == "outcome")).all(), error="goal Ⅳ is outcome"),
+    ],
+    strict=False,
+)
+
+
+def _read(name: str, directory: Path | None = None, **kw: object) -> pd.DataFrame:
+    return pd.read_csv((directory or REFERENCE_DIR) / name, dtype=str, keep_default_na=False, **kw)
+
+
+@cache
+def load_master() -> pd.DataFrame:
+    """The 1,741 municipalities (JIS X 0402), codes as zero-padded strings."""
+    return MASTER_SCHEMA.validate(_read("municipalities.csv"))
+
+
+@cache
+def load_prefectures() -> pd.DataFrame:
+    df = _read("prefectures.csv")
+    assert len(df) == N_PREFECTURES and df["pref_code"].is_unique, "47 unique prefectures expected"
+    return df
+
+
+@cache
+def load_catalogue() -> pd.DataFrame:
+    """Every scored item branch R6–R8, both grants (``indicators.csv``), with typed columns."""
+    df = _read("indicators.csv")
+    for col in ("indicator_no", "max_points", "n_scoring", "indicator_effective_max", "source_column", "fy_ad"):
+        df[col] = df[col].astype("int64")
+    for col in ("national_mean", "national_sd", "share_scoring"):
+        df[col] = df[col].astype(float)
+    df["outcome_duplicate"] = df["outcome_duplicate"].map({"true": True, "false": False}).astype(bool)
+    return CATALOGUE_SCHEMA.validate(df)
+
+
+@cache
+def load_subtotal_catalogue() -> pd.DataFrame:
+    """The 23 subtotal columns per year with their national statistics, plus the target key of each."""
+    df = _read("indicator_subtotals.csv")
+    for col in ("max_points", "source_column", "fy_ad"):
+        df[col] = df[col].astype("int64")
+    for col in ("national_mean", "national_sd"):
+        df[col] = df[col].astype(float)
+    df["national_median"] = pd.to_numeric(df["national_median"], errors="coerce")
+    df["outcome_duplicate"] = df["outcome_duplicate"].map({"true": True, "false": False}).astype(bool)
+    df["target"] = df.apply(_subtotal_target, axis=1)
+    assert df.groupby("fiscal_year").size().eq(23).all(), "23 subtotal columns per year"
+    return df
+
+
+def _subtotal_target(row: pd.Series) -> str:
+    if row["level"] == "grand_total":
+        return "grand_total"
+    if row["level"] == "grant_total":
+        return f"{row['grant']}_total"
+    if row["level"] == "goal_total":
+        return f"{row['grant']}_{row['goal']}"
+    return f"{row['grant']}_{row['goal']}_{row['level']}"
+
+
+@cache
+def load_golden_kitashiobara() -> pd.DataFrame:
+    """北塩原村's real published points on every item and subtotal, R6–R8 (a test oracle)."""
+    df = _read("golden_kitashiobara.csv")
+    df["points"] = df["points"].astype("int64")
+    df["max_points"] = df["max_points"].astype("int64")
+    return df
+
+
+@cache
+def load_published() -> pd.DataFrame:
+    """Published per-municipality and aggregate figures (long format; see data/reference/README.md)."""
+    df = _read("golden_published.csv")
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    return df
+
+
+@cache
+def load_budgets() -> pd.DataFrame:
+    df = _read("budgets.csv")
+    df["amount_kyen"] = df["amount_kyen"].astype("int64")
+    return df
+
+
+@cache
+def load_unions() -> pd.DataFrame:
+    """Known 広域連合 memberships (real, with a source per row)."""
+    return _read("unions.csv")
+
+
+@cache
+def load_crosswalk() -> pd.DataFrame:
+    """Item crosswalk across years (``item_crosswalk.csv``, built by :mod:`kofukin.crosswalk`)."""
+    return _read("item_crosswalk.csv")

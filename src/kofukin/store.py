@@ -1,0 +1,182 @@
+"""The tidy store under ``data/processed/``: what the importer writes and every later stage reads.
+
+Tables (Parquet, one file each) and their keys:
+
+=================  ======================================  ==================================================
+table              key                                     columns
+=================  ======================================  ==================================================
+municipalities     lg_code6                                lg_code5, pref_code, pref_name, name, name_kana, kind
+attributes         fiscal_year, lg_code6                   insurer_no, insurer_name, union_name, serial_no,
+                                                           population, n_insured_1go, size_class, kaso,
+                                                           prev_total, prev_rank, rank_published,
+                                                           source_file, source_row
+insurers           fiscal_year, insurer_no                 insurer_name, pref_name, kind (single/union),
+                                                           source_row
+union_members      fiscal_year, insurer_no, lg_code6       union_name, source
+item_points        fiscal_year, lg_code6, item_id          points
+subtotals          fiscal_year, lg_code6                   the 26 target columns (scoring.TARGET_KEYS)
+outcome_values     fiscal_year, lg_code6, indicator_no,    value
+                   branch
+=================  ======================================  ==================================================
+
+``manifest.json`` records the source files (path, sha256, year, synthetic or real), the package version and
+the time of the ingest. The store is written to a temporary sibling directory and swapped in by rename, so a
+failed or interrupted ingest leaves the previous store untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+
+from kofukin.scoring import FISCAL_YEARS, TARGET_KEYS, add_cross_grant_columns
+
+TABLES: tuple[str, ...] = (
+    "municipalities",
+    "attributes",
+    "insurers",
+    "union_members",
+    "item_points",
+    "subtotals",
+    "outcome_values",
+)
+MANIFEST = "manifest.json"
+
+_year = pa.Column(str, pa.Check.isin(FISCAL_YEARS))
+_code = pa.Column(str, pa.Check.str_matches(r"^\d{6}$"))
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "attributes": pa.DataFrameSchema(
+        {
+            "fiscal_year": _year,
+            "lg_code6": _code,
+            "insurer_no": pa.Column(str, nullable=True),
+            "population": pa.Column("int64", pa.Check.gt(0)),
+            "n_insured_1go": pa.Column("int64", pa.Check.gt(0)),
+            "size_class": pa.Column("int64", pa.Check.isin([1, 2, 3, 4, 5])),
+            "kaso": pa.Column(bool),
+        },
+        unique=["fiscal_year", "lg_code6"],
+        strict=False,
+    ),
+    "item_points": pa.DataFrameSchema(
+        {
+            "fiscal_year": _year,
+            "lg_code6": _code,
+            "item_id": pa.Column(str),
+            "points": pa.Column("int64", pa.Check.ge(0)),
+        },
+        strict=False,
+    ),
+    "subtotals": pa.DataFrameSchema(
+        {"fiscal_year": _year, "lg_code6": _code, **{k: pa.Column("int64", pa.Check.ge(0)) for k in TARGET_KEYS}},
+        unique=["fiscal_year", "lg_code6"],
+        strict=False,
+    ),
+}
+
+
+@dataclass
+class Store:
+    """The processed tables in memory. Construct with :func:`load_store`."""
+
+    municipalities: pd.DataFrame
+    attributes: pd.DataFrame
+    insurers: pd.DataFrame
+    union_members: pd.DataFrame
+    item_points: pd.DataFrame
+    subtotals: pd.DataFrame
+    outcome_values: pd.DataFrame
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def years(self) -> list[str]:
+        return sorted(self.subtotals["fiscal_year"].unique(), key=FISCAL_YEARS.index)
+
+    @property
+    def synthetic_years(self) -> list[str]:
+        return sorted(
+            {s["fiscal_year"] for s in self.manifest.get("sources", []) if s.get("synthetic")},
+            key=FISCAL_YEARS.index,
+        )
+
+    def panel(self) -> pd.DataFrame:
+        """One row per municipality and year: names, attributes and the 26 targets (the analysis base table)."""
+        p = self.subtotals.merge(self.attributes, on=["fiscal_year", "lg_code6"], how="left", validate="1:1")
+        return p.merge(self.municipalities, on="lg_code6", how="left", validate="m:1")
+
+
+def load_store(directory: Path) -> Store:
+    """Read the store; a missing store names the command that makes it."""
+    if not (directory / MANIFEST).exists():
+        raise FileNotFoundError(f"{directory} has no processed store: run `kofukin ingest` (or `make book`) first")
+    tables = {name: pd.read_parquet(directory / f"{name}.parquet") for name in TABLES}
+    manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    return Store(**tables, manifest=manifest)
+
+
+def validate_tables(tables: dict[str, pd.DataFrame]) -> None:
+    for name, schema in SCHEMAS.items():
+        schema.validate(tables[name], lazy=True)
+    sub = tables["subtotals"].set_index(["fiscal_year", "lg_code6"])
+    recomputed = add_cross_grant_columns(sub[list(TARGET_KEYS)])
+    assert recomputed.equals(sub[list(TARGET_KEYS)]), "cross-grant columns must equal the sums of their parts"
+
+
+def write_store(tables: dict[str, pd.DataFrame], manifest: dict, directory: Path) -> None:
+    """Write every table to a temporary sibling and swap it in; the old store survives any failure."""
+    missing = set(TABLES) - set(tables)
+    if missing:
+        raise ValueError(f"store tables missing: {sorted(missing)}")
+    validate_tables(tables)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        for name in TABLES:
+            tables[name].reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True), "utf-8")
+        swap_directory(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_directory(new: Path, target: Path) -> None:
+    """Replace ``target`` by ``new`` with renames only, so a reader sees either the old or the new tree.
+
+    The old tree is moved aside first and removed only after the new one is in place; an interruption between
+    the two renames leaves ``target.old`` which the next call cleans up.
+    """
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        if not target.exists():
+            os.replace(old, target)
+        else:
+            shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def store_hash(directory: Path) -> str:
+    """A hash of the store's content (tables, not the manifest's timestamp): the runner's cache key."""
+    h = hashlib.sha256()
+    for name in TABLES:
+        h.update(sha256_file(directory / f"{name}.parquet").encode())
+    return h.hexdigest()
