@@ -13,7 +13,7 @@ Sheet: the first sheet. Rows are 1-based as in Excel.
   the right; rows 5–6 across an indicator's branches; row 7 across ①..④ of one branch), so a workbook whose
   merged cells were unmerged — value left only in the first cell, or repeated in every cell — reads the same.
 * Rows 9–17 — national statistics per column: :data:`STAT_ROWS`, labelled in the last leading column.
-* Row 18 *[ours]* — empty in score columns; the attribute columns' labels are in row 2, merged down to row 18.
+* Row 18 *[ours]* — empty. The attribute columns' labels are in row 2, merged down to row 8.
 * Data from row 19: one row per scored municipality, plus rows for 広域連合 insurers with empty scores.
 * Leading attribute columns: :data:`LEADING_COLUMNS` (R6 has 12, R7/R8 14 — 規模区分 appears from R7). Only the
   ones marked known in the layout notes are certain; the others' positions are ours. The reader finds every

@@ -1,0 +1,1 @@
+"""合成データ — the synthetic default panel, written in MHLW's layout (see data/README.md)."""
