@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,7 @@ def write_results_workbook(
     trailing = [c for c in layout.TRAILING_COLUMNS if c in rows.columns]
     path.parent.mkdir(parents=True, exist_ok=True)
     wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "nan_inf_to_errors": False})
+    _fix_timestamps(wb)
     try:
         ws = wb.add_worksheet(layout.SHEET_NAME)
         fmt = _formats(wb)
@@ -104,6 +106,11 @@ def write_results_workbook(
         ws.freeze_panes(layout.HEADER_ROWS, first_score)
     finally:
         wb.close()
+
+
+def _fix_timestamps(wb: xlsxwriter.Workbook) -> None:
+    """A fixed creation date, so the same tables always give byte-identical files (reproducible builds)."""
+    wb.set_properties({"created": datetime(2024, 4, 1, tzinfo=UTC), "author": "kofukin"})
 
 
 def _formats(wb: xlsxwriter.Workbook) -> dict:
@@ -203,6 +210,7 @@ def write_outcome_workbook(path: Path, fiscal_year: str, rows: pd.DataFrame, *, 
     """The outcome-value workbook (our documented layout, :data:`kofukin.layout.OUTCOME_VALUE_COLUMNS`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     wb = xlsxwriter.Workbook(str(path))
+    _fix_timestamps(wb)
     try:
         ws = wb.add_worksheet("アウトカム指標値")
         mark = f"【{layout.SYNTHETIC_MARK}】" if synthetic else ""
