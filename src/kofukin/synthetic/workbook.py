@@ -152,7 +152,7 @@ def _write_score_headers(ws, columns: Sequence[ScoreColumn], start: int, fmt: di
 
 
 def _write_stat_rows(ws, rows: pd.DataFrame, columns: Sequence[ScoreColumn], start: int, fmt: dict) -> None:
-    scored = rows[[c.key for c in columns]].dropna(how="all")
+    scored = rows.reindex(columns=[c.key for c in columns]).dropna(how="all")
     label_col = start - 1
     for i, label in enumerate(layout.STAT_ROWS):
         ws.write_string(layout.FIRST_STAT_ROW - 1 + i, label_col, label)
