@@ -43,21 +43,22 @@ def insurer_no_from_code5(code5: str) -> str:
 
 
 def is_valid_lg_code6(code: str) -> bool:
-    return bool(re.fullmatch(r"\d{6}", code)) and jis_check_digit(code[:5]) == code[5]
+    return bool(re.fullmatch(r"[0-9]{6}", code)) and jis_check_digit(code[:5]) == code[5]
 
 
 def is_valid_insurer_no(code: str) -> bool:
-    return bool(re.fullmatch(r"\d{6}", code)) and insurer_check_digit(code[:5]) == code[5]
+    return bool(re.fullmatch(r"[0-9]{6}", code)) and insurer_check_digit(code[:5]) == code[5]
 
 
 def normalise_code(value: object, width: int = 6) -> str:
     """A code cell as a zero-padded digit string: Excel turns ``011002`` into the number 11002."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = unicodedata.normalize("NFKC", str(value)).strip()
-    if re.fullmatch(r"\d+", text) and len(text) <= width:
+    text = re.sub(r"^([0-9]+)\.0*$", r"\1", text)  # "11002.0" from a CSV export of a numeric column
+    if re.fullmatch(r"[0-9]+", text) and len(text) <= width:
         return text.zfill(width)
     return text
 
@@ -67,15 +68,15 @@ _KANA_VARIANTS = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "ｹ": "ケ", "龍":
 
 def normalise_name(name: object) -> str:
     """A name for matching: NFKC, no spaces of any width, ヶ/ケ and ヵ/カ unified, 竜/龍 unified."""
-    if name is None or (isinstance(name, float) and pd.isna(name)):
+    if name is None or name is pd.NA or (isinstance(name, float) and pd.isna(name)):
         return ""
     text = unicodedata.normalize("NFKC", str(name))
-    text = re.sub(r"\s+", "", text)
-    return text.translate(_KANA_VARIANTS)
+    text = re.sub(r"\s+", "", text).translate(_KANA_VARIANTS)
+    return unicodedata.normalize("NFKC", text)
 
 
 def _require_digits(code: str, n: int) -> None:
-    if not re.fullmatch(rf"\d{{{n}}}", code):
+    if not re.fullmatch(rf"[0-9]{{{n}}}", code):
         raise ValueError(f"expected {n} digits, got {code!r}")
 
 
