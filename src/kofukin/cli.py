@@ -17,7 +17,9 @@ from rich.console import Console
 
 from kofukin.paths import project_paths
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="インセンティブ交付金 分析ブック (kofukin)")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="インセンティブ交付金 分析ブック (kofukin)"
+)
 err = Console(stderr=True)
 out = Console()
 
@@ -39,7 +41,9 @@ def demo_data(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="workbooks or folders (default: data/raw/)")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="workbooks or folders (default: data/raw/)")
+    ] = None,
     store: Annotated[Path | None, typer.Option(help="default: data/processed")] = None,
 ) -> None:
     """Read MHLW results workbooks (real or synthetic) into the tidy store, validating everything."""
@@ -57,7 +61,9 @@ def ingest(
 
 @app.command()
 def summary(
-    query: Annotated[str, typer.Argument(help="JIS code (5/6 digits), insurer number or name (上尾市, 埼玉県上尾市)")],
+    query: Annotated[
+        str, typer.Argument(help="JIS code (5/6 digits), insurer number or name (上尾市, 埼玉県上尾市)")
+    ],
     year: Annotated[str | None, typer.Option("--year", help="R6/R7/R8 (default: latest)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

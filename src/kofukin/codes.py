@@ -116,7 +116,9 @@ def _resolve_code(q: str, master: pd.DataFrame) -> str:
     if len(q) == 6 and not is_valid_insurer_no(q):
         hit = hit.iloc[0:0]
     if hit.empty:
-        raise UnknownMunicipality(f"コード {q} に該当する市町村がありません (JIS コード5桁/6桁または保険者番号)")
+        raise UnknownMunicipality(
+            f"コード {q} に該当する市町村がありません (JIS コード5桁/6桁または保険者番号)"
+        )
     return str(hit.iloc[0])
 
 

@@ -99,12 +99,34 @@ ATTRIBUTES: dict[str, Attribute] = {
 # Leading columns as written by the synthetic writer, per year (the reader does not depend on the order).
 LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
     "R6": (
-        "serial_no", "pref_code", "insurer_kind", "insurer_no", "insurer_name", "pref_name", "name",
-        "population", "n_insured_1go", "kaso", "prev_total", "prev_rank",
+        "serial_no",
+        "pref_code",
+        "insurer_kind",
+        "insurer_no",
+        "insurer_name",
+        "pref_name",
+        "name",
+        "population",
+        "n_insured_1go",
+        "kaso",
+        "prev_total",
+        "prev_rank",
     ),
     "R7": (
-        "serial_no", "pref_code", "insurer_kind", "insurer_no", "insurer_name", "name", "pref_name",
-        "union_name", "population", "n_insured_1go", "size_class", "kaso", "prev_total", "prev_rank",
+        "serial_no",
+        "pref_code",
+        "insurer_kind",
+        "insurer_no",
+        "insurer_name",
+        "name",
+        "pref_name",
+        "union_name",
+        "population",
+        "n_insured_1go",
+        "size_class",
+        "kaso",
+        "prev_total",
+        "prev_rank",
     ),
 }
 LEADING_COLUMNS["R8"] = LEADING_COLUMNS["R7"]
@@ -118,7 +140,13 @@ KASO_PARTIAL = "一部"
 # 規模区分 is by 第1号被保険者数 (not total population): the published R8 class counts 451/535/608/83/64 and the
 # profiled towns (富良野市: population 19,624, 第1号 6,936, class 2) only fit the elderly count.
 SIZE_CLASS_BOUNDS: tuple[int, ...] = (3_000, 10_000, 50_000, 100_000)
-SIZE_CLASS_JA = {1: "3千人未満", 2: "3千人以上1万人未満", 3: "1万人以上5万人未満", 4: "5万人以上10万人未満", 5: "10万人以上"}
+SIZE_CLASS_JA = {
+    1: "3千人未満",
+    2: "3千人以上1万人未満",
+    3: "1万人以上5万人未満",
+    4: "5万人以上10万人未満",
+    5: "10万人以上",
+}
 
 
 def size_class_of(n_insured_1go: int) -> int:

@@ -31,7 +31,9 @@ MASTER_SCHEMA = pa.DataFrameSchema(
     checks=[
         pa.Check(lambda d: len(d) == N_MUNICIPALITIES, error=f"{N_MUNICIPALITIES} municipalities expected"),
         pa.Check(lambda d: (d["lg_code6"].str[:5] == d["lg_code5"]).all(), error="lg_code5 is lg_code6[:5]"),
-        pa.Check(lambda d: (d["lg_code6"].str[:2] == d["pref_code"]).all(), error="pref_code is lg_code6[:2]"),
+        pa.Check(
+            lambda d: (d["lg_code6"].str[:2] == d["pref_code"]).all(), error="pref_code is lg_code6[:2]"
+        ),
     ],
     strict=False,
 )
@@ -47,7 +49,9 @@ CATALOGUE_SCHEMA = pa.DataFrameSchema(
         "max_points": pa.Column("int64", pa.Check.gt(0)),
         "n_scoring": pa.Column("int64", pa.Check.in_range(0, N_MUNICIPALITIES)),
         "share_scoring": pa.Column(float, pa.Check.in_range(0, 1)),
-        "scoring_rule": pa.Column(str, pa.Check.isin(["additive", "choose_one_of_branches", "capped_inferred"])),
+        "scoring_rule": pa.Column(
+            str, pa.Check.isin(["additive", "choose_one_of_branches", "capped_inferred"])
+        ),
         "indicator_effective_max": pa.Column("int64", pa.Check.gt(0)),
         "outcome_duplicate": pa.Column(bool),
     },
@@ -56,7 +60,9 @@ CATALOGUE_SCHEMA = pa.DataFrameSchema(
             lambda d: ((d["n_scoring"] / N_MUNICIPALITIES - d["share_scoring"]).abs() < 1e-9).all(),
             error="share_scoring = n_scoring / 1741",
         ),
-        pa.Check(lambda d: ((d["goal"] == "IV") == (d["group"] == "outcome")).all(), error="goal Ⅳ is outcome"),
+        pa.Check(
+            lambda d: ((d["goal"] == "IV") == (d["group"] == "outcome")).all(), error="goal Ⅳ is outcome"
+        ),
     ],
     strict=False,
 )
@@ -83,7 +89,14 @@ def load_prefectures() -> pd.DataFrame:
 def load_catalogue() -> pd.DataFrame:
     """Every scored item branch R6–R8, both grants (``indicators.csv``), with typed columns."""
     df = _read("indicators.csv")
-    for col in ("indicator_no", "max_points", "n_scoring", "indicator_effective_max", "source_column", "fy_ad"):
+    for col in (
+        "indicator_no",
+        "max_points",
+        "n_scoring",
+        "indicator_effective_max",
+        "source_column",
+        "fy_ad",
+    ):
         df[col] = df[col].astype("int64")
     for col in ("national_mean", "national_sd", "share_scoring"):
         df[col] = df[col].astype(float)

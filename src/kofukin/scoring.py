@@ -50,8 +50,12 @@ def _grant_targets(grant: str) -> list[Target]:
     for goal in ("I", "II", "III"):
         taisei, katsudo = maxima[goal]
         out += [
-            Target(f"{grant}_{goal}_taisei", grant, goal, "taisei", taisei, f"{short} {GOAL_JA[goal]} 体制・取組"),
-            Target(f"{grant}_{goal}_katsudo", grant, goal, "katsudo", katsudo, f"{short} {GOAL_JA[goal]} 活動"),
+            Target(
+                f"{grant}_{goal}_taisei", grant, goal, "taisei", taisei, f"{short} {GOAL_JA[goal]} 体制・取組"
+            ),
+            Target(
+                f"{grant}_{goal}_katsudo", grant, goal, "katsudo", katsudo, f"{short} {GOAL_JA[goal]} 活動"
+            ),
             Target(f"{grant}_{goal}", grant, goal, "goal_total", 100, f"{short} {GOAL_JA[goal]} 小計"),
         ]
     out.append(Target(f"{grant}_IV", grant, "IV", "goal_total", 100, f"{short} {GOAL_JA['IV']} 成果"))
@@ -95,23 +99,38 @@ def indicator_points(items: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
     ``fiscal_year, lg_code6, grant, goal, group, indicator_no, points`` — one row per indicator.
     """
     cat = catalogue[
-        ["item_id", "grant", "goal", "group", "indicator_no", "branch", "scoring_rule", "indicator_effective_max"]
+        [
+            "item_id",
+            "grant",
+            "goal",
+            "group",
+            "indicator_no",
+            "branch",
+            "scoring_rule",
+            "indicator_effective_max",
+        ]
     ]
-    df = items[["fiscal_year", "lg_code6", "item_id", "points"]].merge(cat, on="item_id", how="left", validate="m:1")
+    df = items[["fiscal_year", "lg_code6", "item_id", "points"]].merge(
+        cat, on="item_id", how="left", validate="m:1"
+    )
     missing = df["grant"].isna()
     if missing.any():
         raise KeyError(f"item_id not in the catalogue: {sorted(df.loc[missing, 'item_id'].unique())[:5]}")
     keys = ["fiscal_year", "lg_code6", "grant", "goal", "group", "indicator_no"]
     # Branch sums first: 択一 compares whole branches (ア①..④ against イ①..④).
-    branch = df.groupby([*keys, "branch", "scoring_rule", "indicator_effective_max"], observed=True, sort=False)[
-        "points"
-    ].sum()
+    branch = df.groupby(
+        [*keys, "branch", "scoring_rule", "indicator_effective_max"], observed=True, sort=False
+    )["points"].sum()
     branch = branch.reset_index()
     choose = branch["scoring_rule"] == "choose_one_of_branches"
     per_ind = pd.concat(
         [
-            branch[~choose].groupby([*keys, "scoring_rule", "indicator_effective_max"], observed=True)["points"].sum(),
-            branch[choose].groupby([*keys, "scoring_rule", "indicator_effective_max"], observed=True)["points"].max(),
+            branch[~choose]
+            .groupby([*keys, "scoring_rule", "indicator_effective_max"], observed=True)["points"]
+            .sum(),
+            branch[choose]
+            .groupby([*keys, "scoring_rule", "indicator_effective_max"], observed=True)["points"]
+            .max(),
         ]
     ).reset_index()
     capped = per_ind["scoring_rule"] == "capped_inferred"

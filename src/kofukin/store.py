@@ -77,7 +77,11 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         strict=False,
     ),
     "subtotals": pa.DataFrameSchema(
-        {"fiscal_year": _year, "lg_code6": _code, **{k: pa.Column("int64", pa.Check.ge(0)) for k in TARGET_KEYS}},
+        {
+            "fiscal_year": _year,
+            "lg_code6": _code,
+            **{k: pa.Column("int64", pa.Check.ge(0)) for k in TARGET_KEYS},
+        },
         unique=["fiscal_year", "lg_code6"],
         strict=False,
     ),
@@ -117,7 +121,9 @@ class Store:
 def load_store(directory: Path) -> Store:
     """Read the store; a missing store names the command that makes it."""
     if not (directory / MANIFEST).exists():
-        raise FileNotFoundError(f"{directory} has no processed store: run `kofukin ingest` (or `make book`) first")
+        raise FileNotFoundError(
+            f"{directory} has no processed store: run `kofukin ingest` (or `make book`) first"
+        )
     tables = {name: pd.read_parquet(directory / f"{name}.parquet") for name in TABLES}
     manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     return Store(**tables, manifest=manifest)
@@ -142,7 +148,9 @@ def write_store(tables: dict[str, pd.DataFrame], manifest: dict, directory: Path
     try:
         for name in TABLES:
             tables[name].reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True), "utf-8")
+        (tmp / MANIFEST).write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True), "utf-8"
+        )
         swap_directory(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
