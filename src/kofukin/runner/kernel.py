@@ -1,0 +1,179 @@
+"""A warm IPython kernel that executes many notebooks, one after another, in papermill's way.
+
+Starting a kernel and importing pandas/matplotlib costs 2–4 s, executing a report a fraction of that, so each
+worker keeps one kernel and only resets the *user* state between notebooks:
+
+* the user namespace is cleared (IPython's ``%reset -f``), the execution counter set back to 1, figures
+  closed, warning registries invalidated (a library warning shown in one report is shown again in the next,
+  exactly as in a fresh kernel) and the working directory set to the template's folder;
+* imported modules stay in ``sys.modules`` – that is the point – and so does module-level state such as
+  ``matplotlib.rcParams``. What survives a reset is moved to the garbage collector's permanent generation
+  (``gc.freeze``), so the next reset's collection scans only the last notebook's objects, not all of pandas:
+  this halves the per-notebook cost, and the restart every ``restart_every`` notebooks bounds what it keeps. Templates must therefore set styles by calling a function, not rely on a change a
+  previous notebook made; they do set them identically in every report, so nothing leaks between reports.
+
+The kernel is replaced every ``restart_every`` notebooks (bounding leaks of memory and module state) and
+after any error. The kernel spec is built from this interpreter, so a clean clone needs no ``ipykernel
+install`` and a stray user-level ``python3`` spec pointing at another Python can never be picked up.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import IO
+
+from jupyter_client import AsyncKernelClient, AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_core.utils import run_sync
+from nbformat import NotebookNode
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NotebookExecutionManager
+
+KERNEL_NAME = "python3"
+START_TIMEOUT = 60.0
+RESET_TIMEOUT = 60.0
+
+# Runs silently (no execution count, no history) before every notebook.
+_RESET = """
+def _kofukin_reset(cwd):
+    import gc, os, sys, warnings
+    ip = get_ipython()
+    ip.reset(new_session=False)  # its gc.collect() only scans what was allocated since the last freeze
+    gc.freeze()
+    ip.execution_count = 1
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
+    mutated = getattr(warnings, "_filters_mutated", None)
+    if mutated is not None:
+        mutated()
+    os.chdir(cwd)
+_kofukin_reset({cwd!r})
+"""
+
+# nbclient logs kernel deaths and timeouts as errors; the runner reports them itself, so keep stderr clean for
+# the progress bar.
+_QUIET = logging.getLogger("kofukin.runner.nbclient")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+class ThisPythonKernelSpecs(KernelSpecManager):
+    """Every kernel name resolves to ipykernel on ``sys.executable`` (the project's virtual environment)."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return KernelSpec(
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name="Python 3 (ipykernel)",
+            language="python",
+            metadata={},
+        )
+
+
+class KernelResetError(RuntimeError):
+    """The between-notebooks reset failed; the kernel is unusable and gets replaced."""
+
+
+class WarmKernel:
+    """One kernel process kept alive across notebooks; all methods are synchronous for the worker's loop."""
+
+    def __init__(self, restart_every: int, stderr: IO[str] | None = None) -> None:
+        self.restart_every = restart_every
+        self.stderr = stderr
+        self.km: AsyncKernelManager | None = None
+        self.kc: AsyncKernelClient | None = None
+        self.notebooks = 0
+
+    @property
+    def pid(self) -> int | None:
+        return getattr(self.km.provisioner, "pid", None) if self.km is not None else None
+
+    def ready(self, cwd: Path) -> None:
+        """Make a live, reset kernel available; replace it if it ran ``restart_every`` notebooks or died."""
+        run_sync(self._ready)(cwd)
+
+    async def _ready(self, cwd: Path) -> None:
+        if self.km is not None and (self.notebooks >= self.restart_every or not await self.km.is_alive()):
+            await self._stop()
+        if self.km is not None:
+            # A kernel the previous report left unusable (stuck thread, broken IPython) is replaced, so that
+            # the next report does not pay for it.
+            try:
+                await self._reset(cwd)
+                return
+            except Exception:
+                await self._stop()
+        await self._start(cwd)
+        await self._reset(cwd)
+
+    async def _start(self, cwd: Path) -> None:
+        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ThisPythonKernelSpecs())
+        await km.start_kernel(
+            cwd=str(cwd),
+            extra_arguments=["--HistoryManager.hist_file=:memory:"],  # as nbclient does: no shared sqlite
+            stdout=self.stderr,
+            stderr=self.stderr,
+        )
+        kc = km.client()
+        kc.start_channels()
+        self.km, self.kc, self.notebooks = km, kc, 0
+        try:
+            await kc.wait_for_ready(timeout=START_TIMEOUT)
+        except BaseException:
+            await self._stop()
+            raise
+
+    async def _reset(self, cwd: Path) -> None:
+        msg_id = self.kc.execute(_RESET.format(cwd=str(cwd)), silent=True, store_history=False)
+        while True:
+            reply = await self.kc.get_shell_msg(timeout=RESET_TIMEOUT)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        if reply["content"]["status"] != "ok":
+            content = reply["content"]
+            raise KernelResetError(f"{content.get('ename')}: {content.get('evalue')}")
+
+    def execute(self, nb: NotebookNode, timeout_func: Callable[[NotebookNode], float]) -> NotebookNode:
+        """Execute ``nb`` exactly as papermill's nbclient engine does, but on this kernel.
+
+        This is ``papermill.engines.Engine.execute_notebook`` with the kernel client handed in: papermill's
+        engine would create a second client on the same session, and the kernel would route replies to it.
+        """
+        manager = NotebookExecutionManager(nb, output_path=None, progress_bar=False, autosave_cell_every=0)
+        manager.notebook_start()
+        try:
+            client = PapermillNotebookClient(
+                manager,
+                km=self.km,
+                kernel_name=KERNEL_NAME,
+                timeout_func=timeout_func,
+                startup_timeout=int(START_TIMEOUT),
+                log=_QUIET,
+            )
+            client.kc = self.kc
+            client.execute()
+        finally:
+            manager.cleanup_pbar()
+            manager.notebook_complete()
+            self.notebooks += 1
+        return manager.nb
+
+    def stop(self) -> None:
+        """Kill the kernel (its state is disposable) so the next ``ready`` starts a fresh one."""
+        run_sync(self._stop)()
+
+    async def _stop(self) -> None:
+        km, kc = self.km, self.kc
+        self.km, self.kc, self.notebooks = None, None, 0
+        if kc is not None:
+            kc.stop_channels()
+        if km is not None:
+            try:
+                await km.shutdown_kernel(now=True)
+            except Exception:  # already dead or half-started: nothing left to clean but files
+                with suppress(Exception):
+                    await km.cleanup_resources()

@@ -1,0 +1,346 @@
+"""The report runner (:mod:`kofukin.runner`): papermill-identical outputs from warm kernels, skips, isolation.
+
+Every test that executes notebooks uses ``tests/notebooks/report.ipynb``, whose ``mode`` parameter makes it
+succeed, raise, kill its kernel (always or once) or hang. Runs are shared through module fixtures because each
+one costs a worker spawn and a kernel start.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from markdown_it import MarkdownIt
+
+from kofukin.runner import ReportJob, input_hash, read_manifest, run_reports
+from kofukin.runner.manifest import entity_states, is_current
+from kofukin.runner.notebook import parameters_cell
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+TEMPLATE = NOTEBOOKS / "report.ipynb"
+FAILING_LINE = "result = compute(code, mode)"
+FAILING_CELL = 9  # template cell 7, after the injected-parameters cell and the parameters box
+XSS_NAME = "<script>alert(\"x\")</script> & 'q'\n\n# not a heading"
+
+
+def job(entity: str, out: Path, template: Path = TEMPLATE, **params: str) -> ReportJob:
+    return ReportJob(entity, template, params, out / f"{entity}.ipynb")
+
+
+def run(jobs: list[ReportJob], out: Path, **kwargs):
+    kwargs = {"workers": 1, "progress": False, **kwargs}
+    return run_reports(
+        jobs, manifest_path=out / "manifest.jsonl", failure_report=out / "failures.md", **kwargs
+    )
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def stdout_of(nb: nbformat.NotebookNode) -> str:
+    return "".join(
+        o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stdout"
+    )
+
+
+def kernel_pid(path: Path) -> int:
+    return int(re.search(r"kernel_pid=(\d+)", stdout_of(read(path))).group(1))
+
+
+# --- One mixed run on two workers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mixed")
+    marker = out / "died-once"
+    jobs = [
+        job("die", out, code="99003", mode="die"),  # first, so that one worker is busy for seconds
+        job("01000", out, code="01000", name="札幌市"),
+        job("13101", out, code="13101", name=XSS_NAME),
+        job("47201", out, code="47201"),
+        job("01100", out, code="01100"),
+        job("27100", out, code="27100"),
+        job("raise", out, code="99001", mode="raise"),
+        job("die-once", out, code="99002", mode="die-once", marker=str(marker)),
+    ]
+    summary = run(jobs, out, workers=2)
+    return summary, out, {r.entity_id: r for r in summary.results}
+
+
+@pytest.mark.slow
+def test_mixed_run_counts_and_isolation(mixed):
+    summary, out, results = mixed
+    assert (summary.executed, summary.skipped, summary.failed) == (6, 0, 2)
+    assert [f.entity_id for f in summary.failures] == ["die", "raise"]
+    for entity in ("01000", "13101", "47201", "01100", "27100", "die-once"):
+        assert results[entity].status == "executed"
+        assert (out / f"{entity}.ipynb").exists()
+    assert not (out / "raise.ipynb").exists() and not (out / "die.ipynb").exists()
+    assert {r.worker for r in summary.results} == {"w1", "w2"}
+
+
+@pytest.mark.slow
+def test_parameters_are_injected_as_strings(mixed):
+    _, out, _ = mixed
+    nb = read(out / "01000.ipynb")
+    assert nb.metadata.papermill.parameters == {"code": "01000", "name": "札幌市"}
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'code = "01000"\n' in injected[0].source
+    assert "type=str code=01000 leaked=None" in stdout_of(nb)
+    assert nb.cells[-2].outputs[0].data["text/plain"].startswith("{'code': '01000'")
+
+
+@pytest.mark.slow
+def test_no_state_leaks_between_notebooks_in_one_kernel(mixed):
+    _, out, results = mixed
+    executed = [e for e, r in results.items() if r.status == "executed" and e != "die-once"]
+    pids = [results[e].kernel_pid for e in executed]
+    assert len(set(pids)) < len(pids), (
+        "some kernel must have run several notebooks for this test to mean anything"
+    )
+    for entity in executed:
+        nb = read(out / f"{entity}.ipynb")
+        assert "leaked=None" in stdout_of(nb)  # the user namespace was reset
+        stderr = "".join(
+            o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"
+        )
+        assert "UserWarning: shown in every report" in stderr  # warning registries were reset
+        code_counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+        assert code_counts == list(range(1, len(code_counts) + 1))
+        assert kernel_pid(out / f"{entity}.ipynb") == results[entity].kernel_pid
+
+
+@pytest.mark.slow
+def test_injected_cell_hidden_and_parameters_box_escaped(mixed):
+    _, out, _ = mixed
+    nb = read(out / "13101.ipynb")
+    i = next(i for i, c in enumerate(nb.cells) if "injected-parameters" in c.metadata.tags)
+    assert nb.cells[i].metadata.tags == ["injected-parameters", "remove-cell"]
+    box = nb.cells[i + 1]
+    assert box.cell_type == "markdown" and box.metadata.tags == ["kofukin-parameters"]
+    assert "この報告書のパラメータ" in box.source
+    assert "<script>" not in box.source and "\n\n" not in box.source
+    assert (
+        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;q&#x27;<br><br># not a heading"
+        in box.source
+    )
+    html = MarkdownIt("commonmark").render(box.source)  # how MyST parses it: one HTML block, no markup
+    assert "<script>" not in html and "<h1>" not in html
+    assert "<td>13101</td>" in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.slow
+def test_failure_report_names_entity_cell_and_error(mixed):
+    summary, out, _ = mixed
+    failure = next(f for f in summary.failures if f.entity_id == "raise")
+    assert (failure.ename, failure.evalue) == ("ValueError", "no data for 99001")
+    assert (failure.cell_index, failure.cell_first_line, failure.attempt) == (FAILING_CELL, FAILING_LINE, 1)
+    assert "ValueError" in failure.traceback and "\x1b[" not in failure.traceback
+    report = (out / "failures.md").read_text(encoding="utf-8")
+    assert "## raise" in report and "`ValueError: no data for 99001`" in report
+    assert f"#{FAILING_CELL} (In [{failure.execution_count}]): `{FAILING_LINE}`" in report
+    as_json = json.loads((out / "failures.json").read_text(encoding="utf-8"))
+    assert [f["entity_id"] for f in as_json["failures"]] == ["die", "raise"] and as_json["total"] == 8
+    debug = read(out / "failed" / "raise.ipynb")
+    assert any(
+        o.output_type == "error" and o.ename == "ValueError"
+        for c in debug.cells
+        for o in c.get("outputs", [])
+    )
+
+
+@pytest.mark.slow
+def test_kernel_death_is_retried_once_then_failed(mixed):
+    summary, out, results = mixed
+    assert (results["die-once"].status, results["die-once"].attempt) == ("executed", 2)
+    assert (out / "died-once").exists()
+    die = next(f for f in summary.failures if f.entity_id == "die")
+    assert (die.ename, die.attempt, die.cell_index, die.cell_first_line) == (
+        "DeadKernelError",
+        2,
+        FAILING_CELL,
+        FAILING_LINE,
+    )
+    assert results["die"].attempt == 2
+
+
+@pytest.mark.slow
+def test_outputs_equal_a_papermill_run(mixed, tmp_path):
+    _, out, _ = mixed
+    records = [r for r in read_manifest(out / "manifest.jsonl") if r["status"] == "executed"]
+    warm = next(  # a report that ran in a kernel that had already run another one
+        r["entity"]
+        for i, r in enumerate(records)
+        if any(p["kernel_pid"] == r["kernel_pid"] for p in records[:i])
+    )
+    ours = read(out / f"{warm}.ipynb")
+    ref_path = tmp_path / "ref.ipynb"
+    params = dict(ours.metadata.papermill.parameters)
+    papermill.execute_notebook(
+        TEMPLATE, ref_path, params, cwd=NOTEBOOKS, progress_bar=False, kernel_name="python3"
+    )
+    ref = read(ref_path)
+    ours.cells = [c for c in ours.cells if "kofukin-parameters" not in c.metadata.get("tags", [])]
+    assert ours.metadata.papermill.parameters == ref.metadata.papermill.parameters
+    assert len(ours.cells) == len(ref.cells)
+    for a, b in zip(ours.cells, ref.cells, strict=True):
+        assert [t for t in a.metadata.get("tags", []) if t != "remove-cell"] == b.metadata.get("tags", [])
+        assert (a.cell_type, a.source, a.get("execution_count")) == (
+            b.cell_type,
+            b.source,
+            b.get("execution_count"),
+        )
+        assert _normalised(a.get("outputs", [])) == _normalised(b.get("outputs", []))
+        assert a.metadata.papermill.status == b.metadata.papermill.status == "completed"
+
+
+def _normalised(outputs: list) -> str:
+    return re.sub(r"kernel_pid=\d+", "kernel_pid=N", json.dumps(outputs, sort_keys=True))
+
+
+# --- Skipping and atomic outputs ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_skip_rerun_and_atomic_outputs(tmp_path):
+    src = tmp_path / "templates"
+    src.mkdir()
+    for name in ("report.ipynb", "warnhelper.py"):
+        shutil.copy(NOTEBOOKS / name, src / name)
+    t1, t2 = src / "report.ipynb", src / "other.ipynb"
+    shutil.copy(t1, t2)
+    out = tmp_path / "out"
+    params = {e: {"code": c} for e, c in [("e1", "01000"), ("e2", "02000"), ("e3", "03000"), ("e4", "04000")]}
+
+    def jobs(**over):
+        return [
+            job(e, out, t2 if e == "e2" else t1, **{**params[e], **over.get(e, {})})
+            for e in ("e1", "e2", "e3", "e4")
+        ]
+
+    def statuses(summary):
+        return {r.entity_id: r.status for r in summary.results}
+
+    first = run(jobs(), out)
+    assert statuses(first) == dict.fromkeys(params, "executed")
+    assert statuses(run(jobs(), out)) == dict.fromkeys(params, "skipped")
+
+    # One reason to re-run per entity: parameter, template bytes, missing output; e4 fails.
+    params["e1"]["name"] = "changed parameter"
+    t2_nb = read(t2)
+    t2_nb.cells.append(nbformat.v4.new_markdown_cell("changed template"))
+    nbformat.write(t2_nb, t2)
+    (out / "e3.ipynb").unlink()
+    good = (out / "e4.ipynb").read_bytes()
+    changed = run(jobs(e4={"mode": "raise"}), out)
+    assert statuses(changed) == {"e1": "executed", "e2": "executed", "e3": "executed", "e4": "failed"}
+    assert changed.failed == 1 and changed.failures[0].entity_id == "e4"
+    assert (out / "e4.ipynb").read_bytes() == good  # the failed run never touched the good output
+    assert (out / "failed" / "e4.ipynb").exists()
+    assert not list(out.glob(".*.tmp"))
+
+    # Back to the inputs of the good output: re-run anyway, because the entity's last run failed.
+    again = run(jobs(), out)
+    assert statuses(again) == {"e1": "skipped", "e2": "skipped", "e3": "skipped", "e4": "executed"}
+    assert not (out / "failed" / "e4.ipynb").exists()
+    assert "no failures" in (out / "failures.md").read_text(encoding="utf-8")
+
+    store_changed = run(jobs(), out, extra_hash_inputs={"store": "sha256:abc"})
+    assert statuses(store_changed) == dict.fromkeys(params, "executed")
+    forced = run(jobs(), out, extra_hash_inputs={"store": "sha256:abc"}, force=True)
+    assert statuses(forced) == dict.fromkeys(params, "executed")
+
+    records = read_manifest(out / "manifest.jsonl")
+    assert len(records) == 6 * 4 and {r["status"] for r in records} == {"executed", "skipped", "failed"}
+    assert all(r["input_hash"] and r["timestamp"] and "attempt" in r and "worker" in r for r in records)
+
+
+# --- Kernel lifecycle and progress --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kernel_restarts_every_k_notebooks_with_progress_bar(tmp_path, capsys):
+    out = tmp_path / "out"
+    jobs = [job(f"r{i}", out, code=f"0{i}000") for i in range(3)]
+    summary = run(jobs, out, restart_every=2, progress=True)
+    assert summary.executed == 3
+    order = [r["entity"] for r in read_manifest(out / "manifest.jsonl")]
+    pids = [kernel_pid(out / f"{e}.ipynb") for e in order]
+    assert pids[0] == pids[1] != pids[2]
+    assert "3/3" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_timeout_and_broken_templates_fail_alone(tmp_path):
+    out = tmp_path / "out"
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not a notebook", encoding="utf-8")
+    jobs = [
+        job("slow", out, mode="sleep"),
+        job("broken", out, broken),
+        job("missing", out, tmp_path / "missing.ipynb"),
+        job("fast", out, code="12345"),
+    ]
+    summary = run(jobs, out, timeout=2)
+    assert (summary.executed, summary.failed) == (1, 3)
+    slow, bad, missing = summary.failures
+    assert (slow.entity_id, slow.ename, slow.cell_first_line) == ("slow", "CellTimeoutError", FAILING_LINE)
+    assert "within 2 s" in slow.evalue and slow.cell_index == FAILING_CELL
+    assert (bad.entity_id, bad.cell_index) == ("broken", None) and bad.traceback
+    assert (missing.entity_id, missing.ename) == ("missing", "FileNotFoundError")
+    assert "type=str code=12345" in stdout_of(read(out / "fast.ipynb"))
+
+
+# --- Pure functions -----------------------------------------------------------------------------------------
+
+
+def test_input_hash_covers_every_input():
+    j = ReportJob("a", TEMPLATE, {"code": "01000"}, Path("a.ipynb"))
+    base = input_hash(j, "t1", {"store": "s1"})
+    assert base == input_hash(
+        ReportJob("b", TEMPLATE, {"code": "01000"}, Path("b.ipynb")), "t1", {"store": "s1"}
+    )
+    assert base != input_hash(j, "t2", {"store": "s1"})
+    assert base != input_hash(j, "t1", {"store": "s2"})
+    assert base != input_hash(
+        ReportJob("a", TEMPLATE, {"code": "1000"}, Path("a.ipynb")), "t1", {"store": "s1"}
+    )
+    assert base != input_hash(
+        ReportJob("a", TEMPLATE, {"code": 1000}, Path("a.ipynb")), "t1", {"store": "s1"}
+    )
+
+
+def test_jobs_are_validated():
+    with pytest.raises(TypeError, match="JSON"):
+        ReportJob("a", TEMPLATE, {"when": object()}, Path("a.ipynb"))
+    twins = [ReportJob("a", TEMPLATE, {}, Path("a.ipynb")), ReportJob("a", TEMPLATE, {}, Path("b.ipynb"))]
+    with pytest.raises(ValueError, match="entity_id"):
+        run_reports(twins, workers=1, manifest_path=Path("m"), failure_report=Path("f"))
+
+
+def test_parameters_box_without_parameters_and_with_non_strings():
+    assert "（なし）" in parameters_cell({}).source
+    source = parameters_cell({"year": 2024, "codes": ["01000", "<b>"]}).source
+    assert "<td>2024</td>" in source and "<td>[&quot;01000&quot;, &quot;&lt;b&gt;&quot;]</td>" in source
+
+
+def test_manifest_state_ignores_skips_and_torn_lines(tmp_path):
+    out = tmp_path / "r.ipynb"
+    out.write_text("{}")
+    manifest = tmp_path / "manifest.jsonl"
+    lines = [
+        {"entity": "a", "status": "executed", "input_hash": "h", "output": str(out.resolve())},
+        {"entity": "a", "status": "skipped", "input_hash": "h", "output": str(out.resolve())},
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"entity": "a", "sta')
+    states = entity_states(read_manifest(manifest))
+    assert states["a"]["status"] == "executed"
+    assert is_current(states["a"], "h", out) and not is_current(states["a"], "other", out)
+    assert not is_current(states["a"], "h", tmp_path / "missing.ipynb")
