@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kofukin.paths import project_paths
 
@@ -54,9 +55,9 @@ def ingest(
     try:
         summary = ingest_paths(paths or [p.raw], store or p.processed)
     except IngestError as e:
-        err.print(f"[bold red]取り込みエラー[/]: {e}", markup=True, highlight=False)
+        err.print(f"[bold red]取り込みエラー[/]: {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    out.print(f"{summary} ({time.perf_counter() - t0:.1f} s)", highlight=False)
+    out.print(f"{summary} ({time.perf_counter() - t0:.1f} s)", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
