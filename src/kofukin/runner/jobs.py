@@ -36,6 +36,7 @@ class ReportJob:
     template: Path
     parameters: Mapping[str, Any]
     output: Path
+    title: str | None = None  # replaces the template's first "# " heading (the page title in the book)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "template", Path(self.template))
@@ -127,6 +128,7 @@ def input_hash(job: ReportJob, template_digest: str, extra: Mapping[str, str] | 
         RUNNER_FORMAT,
         template_digest,
         json.dumps(job.parameters, ensure_ascii=False),
+        job.title or "",
         kofukin.__version__,
         json.dumps(dict(extra or {}), ensure_ascii=False, sort_keys=True),
     )

@@ -47,7 +47,30 @@ def prepare_notebook(job: ReportJob) -> NotebookNode:
     index = _injected_index(nb)
     nb.cells[index].metadata["tags"].append("remove-cell")
     nb.cells.insert(index + 1, parameters_cell(job.parameters))
+    if job.title is not None:
+        set_title(nb, job.title)
     return nb
+
+
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~\"'&$:])")
+
+
+def markdown_literal(text: str) -> str:
+    """Text that MyST renders literally: ASCII punctuation backslash-escaped, newlines folded to spaces.
+
+    A title comes from data (a municipality's name); escaping makes ``<script>`` or ``**`` show as text."""
+    return _MD_PUNCTUATION.sub(r"\\\1", _NEWLINES.sub(" ", text))
+
+
+def set_title(nb: NotebookNode, title: str) -> None:
+    """Replace the first level-1 heading of the notebook: jupyter-book takes the page title from a real
+    heading, not from a heading printed in an output."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+            lines = cell.source.lstrip().split("\n")
+            cell.source = "\n".join([f"# {markdown_literal(title)}", *lines[1:]])
+            return
+    raise ValueError("the template has no '# ' heading to carry the page title")
 
 
 def _injected_index(nb: NotebookNode) -> int:
