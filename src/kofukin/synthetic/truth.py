@@ -11,9 +11,16 @@ outcome value (oriented so that higher is better) is
                   + u[prefecture(i)]                 (prefecture effect, N(0, pref_sd²), fixed per seed)
                   + e[i, m]                          (N(0, σᵢ²), σᵢ = noise_sd_at_10k · √(10,000 / 第1号ᵢ), capped)
 
-Members of one 広域連合 share one value (the insurer's): their noise and score terms are the union's
-第1号-weighted mean. The goal Ⅳ points are then banded from these values by national rank (上位7/5/3/1割),
-as MHLW does, so a regression of the *points* recovers the same signs on another, non-linear scale.
+The noise is independent across measures, except that ア and イ of one 択一 indicator (1, 3, 5)
+share part of it: corr(e[i, kア], e[i, kイ]) = ρ[year, k], solved by the generator so that the
+published 択一 shares come out (written with the other drawn values to planted_truth_合成データ.json).
+Noise dominates, as in the real outcome indicators (their five points are nearly uncorrelated):
+noise_sd_at_10k is set so that the goal Ⅳ subtotal has about the published standard deviation.
+
+Members of one 広域連合 share one value (the insurer's): the 第1号-weighted mean of the members' values,
+i.e. every term (noise and score terms included) is the union's 第1号-weighted mean. The goal Ⅳ points
+are then banded from these values by national rank (上位7/5/3/1割), as MHLW does, so a regression of the
+*points* recovers the same signs on another, non-linear scale.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ PLANTED: dict[str, float] = {
     "beta_log_population": 0.10,
     "beta_kaso": -0.20,
     "pref_sd": 0.25,
-    "noise_sd_at_10k": 0.50,
-    "noise_sd_cap": 3.0,
+    "noise_sd_at_10k": 4.0,
+    "noise_sd_cap": 20.0,
 }
 
 MEASURES: tuple[str, ...] = ("1ア", "1イ", "2", "3ア", "3イ", "4", "5ア", "5イ")
