@@ -55,7 +55,9 @@ def ingest(
     try:
         summary = ingest_paths(paths or [p.raw], store or p.processed)
     except IngestError as e:
-        err.print(f"[bold red]取り込みエラー[/]: {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]取り込みエラー[/]: {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
     out.print(f"{summary} ({time.perf_counter() - t0:.1f} s)", highlight=False, markup=False, soft_wrap=True)
 
@@ -84,6 +86,50 @@ def summary(
     else:
         for k, v in res.items():
             out.print(f"{k:>16}: {v}", highlight=False)
+
+
+@app.command()
+def reports(
+    all_: Annotated[bool, typer.Option("--all", help="every municipality and prefecture")] = False,
+    prefecture: Annotated[
+        list[str] | None, typer.Option(help="prefecture code (e.g. 11); repeatable")
+    ] = None,
+    municipality: Annotated[
+        list[str] | None, typer.Option(help="municipality code or name; repeatable")
+    ] = None,
+    year: Annotated[str | None, typer.Option(help="R6/R7/R8 (default: latest)")] = None,
+    jobs: Annotated[int, typer.Option(help="parallel workers")] = 2,
+    force: Annotated[bool, typer.Option(help="re-run even when inputs are unchanged")] = False,
+) -> None:
+    """Execute the report notebooks (papermill, warm kernels) into book/."""
+    from kofukin.pipeline import Selection, SelectionError, run_report_stage
+
+    sel = Selection(all=all_, prefectures=list(prefecture or []), municipalities=list(municipality or []))
+    try:
+        summary_ = run_report_stage(project_paths(), sel, year=year, workers=jobs, force=force)
+    except SelectionError as e:
+        err.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    out.print(str(summary_), markup=False, highlight=False)
+    if summary_.failed:
+        err.print(
+            f"{summary_.failed} 件のレポートが失敗しました（詳細: book/_manifest/failures.md）", markup=False
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    year: Annotated[str | None, typer.Option(help="R6/R7/R8 (default: all years)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="default: data/exports")] = None,
+) -> None:
+    """Write the analysts' CSV downloads (UTF-8, and utf-8-sig for Excel)."""
+    from kofukin.export import export_tables
+    from kofukin.store import load_store
+
+    p = project_paths()
+    res = export_tables(load_store(p.processed), out_dir or p.exports, year)
+    out.print(f"{res}", markup=False, highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry

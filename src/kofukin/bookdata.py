@@ -1,0 +1,129 @@
+"""Book-wide data for the report notebooks, computed once per kernel and reused across reports.
+
+A warm kernel runs hundreds of reports in a row (see :mod:`kofukin.runner`); everything that does not depend on
+the entity — the panel, the catalogue, item points split by municipality and year, national summaries, grant
+estimates, the outcome regressions and shrinkage — is built here once and cached against the store's content
+hash, so a new store (a rebuilt book) is picked up and a report never sees stale numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from kofukin import outcomes, shrinkage, summary
+from kofukin.grants import basic_allocation_estimate
+from kofukin.paths import project_paths
+from kofukin.reference import load_budgets, load_catalogue, load_crosswalk
+from kofukin.scoring import FISCAL_YEARS, indicator_points
+from kofukin.store import MANIFEST, Store, load_store
+
+
+@dataclass
+class BookData:
+    """The processed store plus the derived tables every report needs."""
+
+    store: Store
+    key: str
+    _national: dict[str, summary.NationalSummary] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def panel(self) -> pd.DataFrame:
+        return self.store.panel()
+
+    @property
+    def catalogue(self) -> pd.DataFrame:
+        return load_catalogue()
+
+    @property
+    def crosswalk(self) -> pd.DataFrame:
+        return load_crosswalk()
+
+    @property
+    def years(self) -> list[str]:
+        return self.store.years
+
+    @property
+    def synthetic_years(self) -> list[str]:
+        return self.store.synthetic_years
+
+    def previous_year(self, year: str) -> str | None:
+        i = FISCAL_YEARS.index(year)
+        prev = FISCAL_YEARS[i - 1] if i > 0 else None
+        return prev if prev in self.years else None
+
+    @cached_property
+    def _items_by_code(self) -> dict[str, pd.DataFrame]:
+        return dict(tuple(self.store.item_points.groupby("lg_code6", sort=False)))
+
+    @cached_property
+    def _items_by_year(self) -> dict[str, pd.DataFrame]:
+        return dict(tuple(self.store.item_points.groupby("fiscal_year", sort=False)))
+
+    def items_of(self, lg_code6: str) -> pd.DataFrame:
+        """One municipality's item points, every year (empty if it has none)."""
+        empty = self.store.item_points.iloc[0:0]
+        return self._items_by_code.get(lg_code6, empty)
+
+    def items_for_reach(self, lg_code6: str, year: str) -> pd.DataFrame:
+        """Everyone's items in ``year`` plus the municipality's earlier years (for the 3-year zero test)."""
+        own = self.items_of(lg_code6)
+        return pd.concat([self._items_by_year[year], own[own["fiscal_year"] != year]], ignore_index=True)
+
+    def national(self, year: str) -> summary.NationalSummary:
+        if year not in self._national:
+            self._national[year] = summary.national_summary(self.panel, year, self.previous_year(year))
+        return self._national[year]
+
+    @cached_property
+    def grant_estimates(self) -> pd.DataFrame:
+        """Basic-frame grant estimates (概算) for every municipality and year."""
+        budgets = load_budgets()
+        return pd.concat(
+            [basic_allocation_estimate(self.panel, y, budgets) for y in self.years], ignore_index=True
+        )
+
+    @cached_property
+    def outcome_frame(self) -> pd.DataFrame:
+        """Insurer-level analysis frame (広域連合 members pooled) for the outcome regressions."""
+        items = self.store.item_points
+        goal4 = items[items["item_id"].str.contains("-IV-outcome-", regex=False)]
+        ind = indicator_points(goal4, self.catalogue)
+        ind = ind[ind["grant"] == "suishin"]
+        values = self.store.outcome_values if len(self.store.outcome_values) else None
+        return outcomes.analysis_frame(self.panel, values, ind)
+
+    @cached_property
+    def shrunken(self) -> dict[str, pd.DataFrame]:
+        """Empirical-Bayes estimates of the goal Ⅳ score per insurer unit, by year (``.attrs`` holds τ², κ, α)."""
+        return {y: shrinkage.shrink_outcomes(self.outcome_frame, y) for y in self.years}
+
+    def unit_of(self, lg_code6: str, year: str) -> str:
+        """The outcome unit of a municipality: itself, or its 広域連合 (members share one outcome)."""
+        row = self.panel[(self.panel["fiscal_year"] == year) & (self.panel["lg_code6"] == lg_code6)]
+        union = row["union_name"].iloc[0] if len(row) else None
+        if isinstance(union, str) and union:
+            units = self.outcome_frame
+            hit = units[(units["fiscal_year"] == year) & (units["union_name"] == union)]
+            if len(hit):
+                return str(hit["unit_id"].iloc[0])
+        return lg_code6
+
+
+_CACHE: dict[Path, BookData] = {}
+
+
+def book_data(processed: Path | None = None) -> BookData:
+    """The book data of the active project (``KOFUKIN_ROOT``), rebuilt when the store's content changes."""
+    directory = (processed or project_paths().processed).resolve()
+    manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    key = json.dumps([s.get("sha256") for s in manifest.get("sources", [])] + [manifest.get("created_at")])
+    cached = _CACHE.get(directory)
+    if cached is None or cached.key != key:
+        cached = BookData(load_store(directory), key)
+        _CACHE[directory] = cached
+    return cached

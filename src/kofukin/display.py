@@ -1,0 +1,71 @@
+"""Showing a :class:`kofukin.report.Report` in a notebook: glue, tables and figures.
+
+Tables are rendered with ``DataFrame.to_html(escape=True)`` — names come from data and must never become
+markup — and figures as PNG images with alternative text, so the page stays readable without them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from IPython.display import HTML, Image, Markdown, display
+from myst_nb import glue
+
+from kofukin.report import Report
+
+
+def glue_report(rep: Report) -> None:
+    """Glue every value of the report: ``*_md`` as Markdown sentences, the rest as plain values."""
+    for name, value in rep.glue.items():
+        glue(
+            name,
+            Markdown(value) if name.endswith("_md") or name == "synthetic_note" else _plain(value),
+            display=False,
+        )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def table(rep: Report, name: str, *, max_rows: int | None = None, empty: str = "該当なし") -> None:
+    df = rep.tables.get(name)
+    if df is None or len(df) == 0:
+        display(Markdown(f"*{empty}*"))
+        return
+    shown = df if max_rows is None else df.head(max_rows)
+    html = shown.to_html(
+        index=False, escape=True, border=0, classes="kofukin-table", na_rep="—", float_format=_fmt
+    )
+    display(HTML(f'<div class="kofukin-table-wrap">{html}</div>'))
+    if max_rows is not None and len(df) > max_rows:
+        display(Markdown(f"*ほか {len(df) - max_rows} 行（CSVダウンロードに全件）*"))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.1f}" if abs(x) < 1e6 else f"{x:,.0f}"
+
+
+def html_table(df: pd.DataFrame, *, link_column: str | None = None, href: str = "{}") -> None:
+    """A table whose ``link_column`` cells link to other pages (values are escaped before linking)."""
+    from html import escape
+
+    out = df.copy()
+    if link_column:
+        out[link_column] = [
+            f'<a href="{escape(href.format(c))}">{escape(str(n))}</a>'
+            for c, n in zip(out.iloc[:, 0], out[link_column], strict=True)
+        ]
+        other = [c for c in out.columns if c != link_column]
+        for c in other:
+            if out[c].dtype == object:
+                out[c] = out[c].map(lambda v: escape(str(v)))
+    html = out.to_html(index=False, escape=False, border=0, classes="kofukin-table")
+    display(HTML(f'<div class="kofukin-table-wrap">{html}</div>'))
+
+
+def figure(rep: Report, name: str) -> None:
+    data = rep.figures.get(name)
+    if data is not None:
+        display(Image(data=data, format="png"))

@@ -1,0 +1,227 @@
+"""The book's stages end to end: synthetic data → ingest → reports → site, each skipped when its inputs are
+unchanged. The CLI (``kofukin build``, ``kofukin reports``) is a thin shell over these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from kofukin.paths import NOTEBOOKS_DIR, PACKAGE_DIR, ProjectPaths
+from kofukin.reference import load_master, load_prefectures
+from kofukin.scoring import FISCAL_YEARS
+from kofukin.store import MANIFEST, store_hash
+
+TEMPLATES = {
+    "national": NOTEBOOKS_DIR / "national.ipynb",
+    "outcomes": NOTEBOOKS_DIR / "outcomes.ipynb",
+    "prefecture": NOTEBOOKS_DIR / "prefecture.ipynb",
+    "municipality": NOTEBOOKS_DIR / "municipality.ipynb",
+}
+
+
+class SelectionError(ValueError):
+    """Unknown codes in a report selection (raised before any kernel starts)."""
+
+
+@dataclass
+class Selection:
+    """Which reports to run: everything, some prefectures (with their municipalities), some municipalities."""
+
+    all: bool = False
+    prefectures: list[str] = field(default_factory=list)
+    municipalities: list[str] = field(default_factory=list)
+
+
+def code_hash() -> str:
+    """A hash of the package's source: a code change re-runs reports even when the version string did not move."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def latest_year(paths: ProjectPaths) -> str:
+    manifest = json.loads((paths.processed / MANIFEST).read_text(encoding="utf-8"))
+    years = manifest.get("years") or sorted({s["fiscal_year"] for s in manifest.get("sources", [])})
+    return max(years, key=FISCAL_YEARS.index)
+
+
+def resolve_selection(sel: Selection) -> tuple[list[str], list[str]]:
+    """Prefecture and municipality codes to run, validated against the master; unknown codes are an error."""
+    master = load_master()
+    prefs = load_prefectures()
+    if sel.all:
+        return list(prefs["pref_code"]), list(master["lg_code6"])
+    bad: list[str] = []
+    pref_codes = []
+    for p in sel.prefectures:
+        code = str(p).zfill(2)
+        (pref_codes if code in set(prefs["pref_code"]) else bad).append(
+            code if code in set(prefs["pref_code"]) else str(p)
+        )
+    munis = list(master.loc[master["pref_code"].isin(pref_codes), "lg_code6"])
+    from kofukin.codes import UnknownMunicipality, resolve_municipality
+
+    for q in sel.municipalities:
+        try:
+            munis.append(resolve_municipality(str(q), master))
+        except (UnknownMunicipality, LookupError):
+            bad.append(str(q))
+    if bad:
+        raise SelectionError(f"不明なコード（レポートは実行していません）: {', '.join(bad)}")
+    for code in munis:
+        if code[:2] not in pref_codes:
+            pref_codes.append(code[:2])
+    return sorted(set(pref_codes)), sorted(set(munis))
+
+
+def report_jobs(paths: ProjectPaths, sel: Selection, year: str | None = None) -> list:
+    """The runner's jobs: the national and outcomes chapters, the selected prefectures and municipalities."""
+    from kofukin.runner import ReportJob
+
+    year = year or latest_year(paths)
+    pref_codes, munis = resolve_selection(sel)
+    master = load_master().set_index("lg_code6")
+    prefs = load_prefectures().set_index("pref_code")
+    yj = f"令和{int(year[1:])}年度"
+    jobs = [
+        ReportJob(
+            "national",
+            TEMPLATES["national"],
+            {"year": year},
+            paths.book / "national.ipynb",
+            f"全国の評価結果（{yj}）",
+        ),
+    ]
+    if TEMPLATES["outcomes"].exists():
+        jobs.append(
+            ReportJob(
+                "outcomes",
+                TEMPLATES["outcomes"],
+                {"year": year},
+                paths.book / "outcomes.ipynb",
+                "アウトカム指標の回帰分析",
+            )
+        )
+    for p in pref_codes:
+        name = prefs.loc[p, "pref_name"]
+        jobs.append(
+            ReportJob(
+                f"pref-{p}",
+                TEMPLATES["prefecture"],
+                {"pref_code": p, "year": year},
+                paths.book / "prefectures" / f"{p}.ipynb",
+                f"{name}（{yj}）",
+            )
+        )
+    for c in munis:
+        row = master.loc[c]
+        jobs.append(
+            ReportJob(
+                c,
+                TEMPLATES["municipality"],
+                {"code": c, "year": year},
+                paths.book / "municipalities" / f"{c}.ipynb",
+                f"{row['name']}（{row['pref_name']}）{yj}",
+            )
+        )
+    return jobs
+
+
+def run_report_stage(
+    paths: ProjectPaths,
+    sel: Selection,
+    *,
+    year: str | None,
+    workers: int,
+    force: bool = False,
+    progress: bool = True,
+):
+    """Execute the selected reports with warm kernels; the store and code hashes decide what is up to date."""
+    from kofukin.runner import run_reports
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # one BLAS thread per kernel: workers already use every core
+    os.environ["KOFUKIN_ROOT"] = str(paths.root)
+    jobs = report_jobs(paths, sel, year)
+    manifest_dir = paths.book / "_manifest"
+    return run_reports(
+        jobs,
+        workers=workers,
+        manifest_path=manifest_dir / "runs.jsonl",
+        failure_report=manifest_dir / "failures.md",
+        force=force,
+        progress=progress,
+        extra_hash_inputs={"store": store_hash(paths.processed), "code": code_hash()},
+    )
+
+
+@dataclass
+class StageTimer:
+    """Seconds per stage, printed at the end of ``kofukin build`` and read by the benchmarks."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn, *args, **kw):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.stages[name] = time.perf_counter() - t0
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"stage": list(self.stages), "seconds": [round(v, 1) for v in self.stages.values()]}
+        )
+
+
+def demo_data_is_current(paths: ProjectPaths, seed: int) -> bool:
+    """True when data/raw/demo was written by this generator version and seed (the files are deterministic)."""
+    stamp = paths.demo_raw / ".stamp.json"
+    if not stamp.exists():
+        return False
+    return json.loads(stamp.read_text(encoding="utf-8")) == _demo_stamp(seed, paths)
+
+
+def _demo_stamp(seed: int, paths: ProjectPaths) -> dict:
+    h = hashlib.sha256()
+    for path in [*sorted((PACKAGE_DIR / "synthetic").rglob("*.py")), PACKAGE_DIR / "layout.py"]:
+        h.update(path.read_bytes())
+    files = sorted(p.name for p in paths.demo_raw.glob("*") if not p.name.startswith("."))
+    return {"seed": seed, "generator": h.hexdigest(), "files": files}
+
+
+def write_demo_stamp(paths: ProjectPaths, seed: int) -> None:
+    (paths.demo_raw / ".stamp.json").write_text(json.dumps(_demo_stamp(seed, paths)), encoding="utf-8")
+
+
+def store_is_current(paths: ProjectPaths) -> bool:
+    """True when the store was built from exactly the files now under data/raw/ by this code."""
+    stamp = paths.data / ".ingest_stamp"
+    return (
+        (paths.processed / MANIFEST).exists() and stamp.exists() and stamp.read_text() == ingest_stamp(paths)
+    )
+
+
+def write_ingest_stamp(paths: ProjectPaths) -> None:
+    (paths.data / ".ingest_stamp").write_text(ingest_stamp(paths))
+
+
+def ingest_stamp(paths: ProjectPaths) -> str:
+    from kofukin.store import sha256_file
+
+    files = sorted(p for p in paths.raw.rglob("*") if p.is_file() and not p.name.startswith("."))
+    h = hashlib.sha256(code_hash().encode())
+    for f in files:
+        h.update(
+            f.relative_to(paths.root).as_posix().encode() if f.is_relative_to(paths.root) else str(f).encode()
+        )
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
