@@ -25,7 +25,16 @@ def glue_report(rep: Report) -> None:
         )
 
 
+class _Text(str):
+    """A string whose repr is itself: ``{glue:text}`` shows the text, not a quoted Python literal."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return _Text(value)
     return value.item() if hasattr(value, "item") else value
 
 

@@ -1,0 +1,165 @@
+"""The report templates, executed for a few entities on the synthetic panel: glued values against the library.
+
+Entities: a designated city (札幌市), a village (音威子府村), a 広域連合 member town (東川町, 大雪地区広域連合) and
+a Tokyo ward (千代田区), plus their prefectures, the national page and the outcomes chapter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kofukin.paths import ProjectPaths
+from kofukin.scoring import competition_rank
+
+CODES = {"city": "011002", "village": "014702", "union_member": "014583", "ward": "131016"}
+YEAR = "R8"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory, synthetic_panel):
+    """A scratch project with the demo data ingested and the reports of :data:`CODES` executed."""
+    from kofukin.ingest import ingest_paths
+    from kofukin.pipeline import Selection, run_report_stage
+    from kofukin.synthetic import write_demo_data
+
+    root = tmp_path_factory.mktemp("book")
+    paths = ProjectPaths(root)
+    write_demo_data(paths.demo_raw, panel=synthetic_panel)
+    ingest_paths([paths.raw], paths.processed)
+    old = os.environ.get("KOFUKIN_ROOT")
+    summary = run_report_stage(
+        paths, Selection(municipalities=list(CODES.values())), year=YEAR, workers=2, progress=False
+    )
+    yield paths, summary
+    if old is None:
+        os.environ.pop("KOFUKIN_ROOT", None)
+    else:
+        os.environ["KOFUKIN_ROOT"] = old
+
+
+def glued(nb_path: Path) -> dict[str, str]:
+    """Every glued value of an executed notebook, as the text/plain (or markdown) the book renders."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    out = {}
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook")
+            if meta:
+                data = o["data"]
+                key = (
+                    next(k for k in data if k.endswith("text/markdown"))
+                    if any(k.endswith("text/markdown") for k in data)
+                    else next(k for k in data if k.endswith("text/plain"))
+                )
+                out[meta["name"]] = data[key]
+    return out
+
+
+def test_every_report_executed(book):
+    paths, summary = book
+    assert summary.failed == 0, summary.failures
+    assert summary.executed == 2 + 2 + 4  # national, outcomes, 北海道 and 東京都, four municipalities
+    for code in CODES.values():
+        assert (paths.book / "municipalities" / f"{code}.ipynb").exists()
+
+
+@pytest.mark.parametrize("kind", list(CODES))
+def test_glued_totals_and_ranks_match_an_independent_computation(book, kind):
+    paths, _ = book
+    code = CODES[kind]
+    g = glued(paths.book / "municipalities" / f"{code}.ipynb")
+    sub = pd.read_parquet(paths.processed / "subtotals.parquet")
+    attrs = pd.read_parquet(paths.processed / "attributes.parquet")
+    year = sub[sub["fiscal_year"] == YEAR].merge(
+        attrs[["fiscal_year", "lg_code6"]], on=["fiscal_year", "lg_code6"]
+    )
+    own = year.set_index("lg_code6").loc[code]
+    # Competition rank by hand: 1 + number of municipalities with a strictly higher total.
+    higher = int((year["grand_total"] > own["grand_total"]).sum())
+    pref = year[year["lg_code6"].str[:2] == code[:2]]
+    assert g["code"] == code
+    assert int(g["grand_total"]) == own["grand_total"]
+    assert int(g["suishin_score"]) == own["suishin_total"]
+    assert int(g["shien_score"]) == own["shien_total"]
+    assert int(g["rank_national"]) == higher + 1
+    assert int(g["n_national"]) == 1741
+    assert int(g["rank_pref"]) == int((pref["grand_total"] > own["grand_total"]).sum()) + 1
+    assert int(g["n_pref"]) == len(pref)
+    assert float(g["national_mean"]) == pytest.approx(round(year["grand_total"].mean(), 1))
+    assert f"{int(own['grand_total'])}点" in g["headline_md"]
+    assert f"{higher + 1:,}位／1,741" in g["headline_md"]
+
+
+def test_union_member_reports_its_union_outcome(book):
+    paths, _ = book
+    g = glued(paths.book / "municipalities" / f"{CODES['union_member']}.ipynb")
+    assert "大雪地区広域連合" in g["outcome_md"]
+    sub = pd.read_parquet(paths.processed / "subtotals.parquet")
+    r8 = sub[sub["fiscal_year"] == YEAR].set_index("lg_code6")["suishin_IV"]
+    members = ["014583", "014591", "014532"]
+    assert r8.loc[members].nunique() == 1  # members share their goal Ⅳ points
+    assert float(g["outcome_observed"]) == pytest.approx(float(r8.loc[CODES["union_member"]]))
+
+
+def test_prefecture_and_national_pages(book):
+    paths, _ = book
+    sub = pd.read_parquet(paths.processed / "subtotals.parquet")
+    r8 = sub[sub["fiscal_year"] == YEAR]
+    n = glued(paths.book / "national.ipynb")
+    assert float(n["mean_total"]) == pytest.approx(round(r8["grand_total"].mean(), 1))
+    assert int(n["top_score"]) == r8["grand_total"].max()
+    t = glued(paths.book / "prefectures" / "13.ipynb")
+    tokyo = r8[r8["lg_code6"].str.startswith("13")]
+    assert int(t["n_municipalities"]) == 62
+    assert float(t["pref_mean"]) == pytest.approx(round(tokyo["grand_total"].mean(), 1))
+    html = (paths.book / "prefectures" / "13.ipynb").read_text(encoding="utf-8")
+    assert "../municipalities/131016.html" in html
+
+
+def test_outcomes_chapter_recovers_the_planted_truth(book):
+    paths, _ = book
+    nb = json.loads((paths.book / "outcomes.ipynb").read_text(encoding="utf-8"))
+    text = json.dumps(nb, ensure_ascii=False)
+    assert "埋め込んだ真値" in text
+    assert "いいえ" not in text.split("埋め込んだ真値", 1)[1].split("</table>", 1)[0]
+
+
+def test_competition_rank_helper_agrees():
+    assert competition_rank(pd.Series([10, 9, 9, 7])).tolist() == [1, 2, 2, 4]
+
+
+def test_templates_under_nbval_lax(book):
+    """nbval re-executes the executed reports in a fresh kernel: every cell must run without error."""
+    paths, _ = book
+    notebooks = [str(paths.book / "municipalities" / f"{c}.ipynb") for c in (CODES["village"], CODES["ward"])]
+    env = {**os.environ, "KOFUKIN_ROOT": str(paths.root), "OPENBLAS_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(paths.root),
+            *notebooks,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=paths.root,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "passed" in res.stdout
