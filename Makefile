@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: book test venv demo-data ingest reports site export bench lint lock clean
+.PHONY: book test venv demo-data ingest reports site pdf serve toc export bench lint lock clean
 
 book: $(STAMP)
 	$(BIN)/kofukin build --jobs $(JOBS)
@@ -36,7 +36,16 @@ reports: $(STAMP)
 	$(BIN)/kofukin reports --all --jobs $(JOBS)
 
 site: $(STAMP)
-	$(BIN)/kofukin site
+	$(BIN)/kofukin site --jobs $(JOBS)
+
+pdf: $(STAMP)
+	$(BIN)/kofukin site --jobs $(JOBS) --pdf
+
+serve: $(STAMP)
+	$(BIN)/python -m kofukin.site serve
+
+toc: $(STAMP)
+	$(BIN)/python -m kofukin.site toc
 
 export: $(STAMP)
 	$(BIN)/kofukin export

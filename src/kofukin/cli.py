@@ -132,6 +132,103 @@ def export(
     out.print(f"{res}", markup=False, highlight=False)
 
 
+@app.command()
+def report(
+    query: Annotated[str, typer.Argument(help="JIS code, insurer number or name (上尾市, 埼玉県上尾市)")],
+    year: Annotated[str | None, typer.Option(help="R6/R7/R8 (default: latest)")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="also print an A4 PDF (Debian chromium)")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="default: _build/reports")] = None,
+) -> None:
+    """One municipality's report as a standalone HTML file (and A4 PDF)."""
+    import tempfile
+
+    from kofukin.codes import AmbiguousMunicipality, UnknownMunicipality, resolve_municipality
+    from kofukin.pipeline import TEMPLATES, latest_year
+    from kofukin.reference import load_master
+    from kofukin.runner import ReportJob, run_reports
+    from kofukin.standalone import notebook_to_html, synthetic_banner
+
+    p = project_paths()
+    master = load_master()
+    try:
+        code = resolve_municipality(query, master)
+        year = year or latest_year(p)
+    except (AmbiguousMunicipality, UnknownMunicipality, FileNotFoundError) as e:
+        err.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    row = master.set_index("lg_code6").loc[code]
+    title = f"{row['name']}（{row['pref_name']}）令和{int(year[1:])}年度"
+    target = out_dir or p.build / "reports"
+    html_path = target / f"{code}_{year}.html"
+    import os
+
+    os.environ["KOFUKIN_ROOT"] = str(p.root)
+    with tempfile.TemporaryDirectory(prefix="kofukin-report-") as tmp:
+        nb_path = Path(tmp) / f"{code}.ipynb"
+        job = ReportJob(code, TEMPLATES["municipality"], {"code": code, "year": year}, nb_path, title)
+        res = run_reports(
+            [job],
+            workers=1,
+            manifest_path=Path(tmp) / "runs.jsonl",
+            failure_report=Path(tmp) / "failures.md",
+            force=True,
+            progress=False,
+        )
+        if res.failed:
+            err.print((Path(tmp) / "failures.md").read_text(encoding="utf-8"), markup=False, highlight=False)
+            raise typer.Exit(1)
+        notebook_to_html(nb_path, html_path, banner=synthetic_banner(p.processed), title=title)
+    out.print(f"HTML: {html_path}", markup=False, highlight=False)
+    if pdf:
+        from kofukin.pdf import PdfError, html_to_pdf
+
+        try:
+            html_to_pdf([html_path], target, workers=1)
+        except PdfError as e:
+            err.print(str(e), markup=False, highlight=False)
+            raise typer.Exit(1) from None
+        out.print(f"PDF:  {html_path.with_suffix('.pdf')}", markup=False, highlight=False)
+
+
+@app.command()
+def site(
+    jobs: Annotated[int, typer.Option(help="Sphinx parallel jobs")] = 2,
+    pdf: Annotated[bool, typer.Option("--pdf", help="also print every municipality page to A4 PDF")] = False,
+    pdf_workers: Annotated[int, typer.Option(help="pages printed at once")] = 2,
+) -> None:
+    """Build the static site (jupyter-book + Pagefind) into _build/html; the old site survives a failure."""
+    from kofukin.site import SiteBuildError, build_site
+
+    try:
+        res = build_site(project_paths(), jobs=jobs, pdf=pdf, pdf_workers=pdf_workers, echo=_echo)
+    except SiteBuildError as e:
+        err.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    _echo(res.summary())
+
+
+@app.command()
+def build(
+    jobs: Annotated[int, typer.Option(help="parallel workers")] = 2,
+    seed: Annotated[int, typer.Option(help="synthetic-data seed")] = 20240401,
+) -> None:
+    """The whole book: demo-data → ingest → reports → export → site, skipping unchanged stages."""
+    from kofukin.ingest import IngestError
+    from kofukin.pipeline import build as build_book
+    from kofukin.site import SiteBuildError
+
+    try:
+        timer = build_book(project_paths(), workers=jobs, seed=seed, echo=_echo)
+    except (IngestError, SiteBuildError, RuntimeError) as e:
+        err.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    _echo(timer.table().to_string(index=False))
+
+
+def _echo(text: object) -> None:
+    out.print(str(text), markup=False, highlight=False, soft_wrap=True)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -36,7 +36,7 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 )
 FOOTER = (
     '<div style="width:100%;font-size:7pt;color:#555;padding:0 12mm;display:flex;justify-content:space-between;">'
-    '<span class="title"></span><span><span class="pageNumber"></span> / <span class="totalPages"></span></span></div>'
+    '<span></span><span><span class="pageNumber"></span> / <span class="totalPages"></span></span></div>'
 )
 
 

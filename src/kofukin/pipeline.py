@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -38,10 +40,16 @@ class Selection:
     municipalities: list[str] = field(default_factory=list)
 
 
+# Modules that only build the site, never a report's content: editing them must not re-run 1,800 reports.
+SITE_ONLY_MODULES = frozenset({"site.py", "sphinx_ext.py", "pdf.py", "toc.py", "cli.py", "standalone.py"})
+
+
 def code_hash() -> str:
     """A hash of the package's source: a code change re-runs reports even when the version string did not move."""
     h = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if path.parent == PACKAGE_DIR and path.name in SITE_ONLY_MODULES:
+            continue
         h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -225,3 +233,73 @@ def ingest_stamp(paths: ProjectPaths) -> str:
         )
         h.update(sha256_file(f).encode())
     return h.hexdigest()
+
+
+def _tree_hash(paths_: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths_):
+        if p.is_file():
+            h.update(p.as_posix().encode())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def site_stamp(paths: ProjectPaths) -> str:
+    """Everything the site is built from: pages, configuration, exports and the site's own code."""
+    files = [
+        *(p for p in paths.book.rglob("*") if "_manifest" not in p.parts),
+        paths.root / "_config.yml",
+        paths.root / "_toc.yml",
+        *paths.exports.glob("*.csv"),
+        *(PACKAGE_DIR / m for m in SITE_ONLY_MODULES),
+        paths.processed / MANIFEST,
+    ]
+    return _tree_hash(files)
+
+
+def build(paths: ProjectPaths, *, workers: int, seed: int, echo=print) -> StageTimer:
+    """The whole book: each stage runs only when its inputs changed since the last successful run."""
+    from kofukin.export import export_tables
+    from kofukin.ingest import ingest_paths
+    from kofukin.site import build_site
+    from kofukin.store import load_store
+    from kofukin.synthetic import write_demo_data
+
+    timer = StageTimer()
+    if demo_data_is_current(paths, seed):
+        echo("合成データ: 変更なし（スキップ）")
+    else:
+        timer.run("demo-data", write_demo_data, paths.demo_raw, seed=seed)
+        write_demo_stamp(paths, seed)
+    if store_is_current(paths):
+        echo("ingest: 変更なし（スキップ）")
+    else:
+        echo(timer.run("ingest", ingest_paths, [paths.raw], paths.processed))
+        write_ingest_stamp(paths)
+    res = timer.run("reports", run_report_stage, paths, Selection(all=True), year=None, workers=workers)
+    echo(str(res))
+    if res.failed:
+        raise RuntimeError(f"{res.failed} reports failed: see {paths.book / '_manifest' / 'failures.md'}")
+    export_stamp = paths.data / ".export_stamp"
+    current = store_hash(paths.processed) + code_hash()
+    if export_stamp.exists() and export_stamp.read_text() == current and paths.exports.exists():
+        echo("export: 変更なし（スキップ）")
+    else:
+        timer.run("export", export_tables, load_store(paths.processed), paths.exports)
+        export_stamp.write_text(current)
+    stamp_file = paths.build / ".site_stamp"
+    stamp = site_stamp(paths)
+    if (
+        stamp_file.exists()
+        and stamp_file.read_text() == stamp
+        and (paths.build / "html" / "index.html").exists()
+    ):
+        echo("site: 変更なし（スキップ）")
+    else:
+        site = timer.run("site", build_site, paths, jobs=workers, echo=echo)
+        echo(site.summary())
+        stamp_file.write_text(stamp)
+    echo(
+        f"完成：{paths.build / 'html' / 'index.html'} をブラウザで開いてください（検索は `python -m kofukin.site serve` で）。"
+    )
+    return timer

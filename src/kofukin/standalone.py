@@ -1,0 +1,129 @@
+"""One municipality's report as a standalone HTML file (and A4 PDF): ``kofukin report CODE``.
+
+For an official who wants only their own report, building the whole book is overkill. The same template is
+executed (one warm-kernel job, so the content is identical to the book's page) and converted with nbconvert.
+nbconvert does not know myst-nb's ``{glue}`` roles, so :func:`resolve_glue` substitutes the glued values into
+the Markdown first — text values escaped, so data never becomes markup.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+
+from kofukin.narrative import md
+
+_ROLE = re.compile(r"\{glue:(text|md)\}`([^`:]+)(?::([^`]*))?`")
+FONT_STACK = "'IPAexGothic', 'Noto Sans CJK JP', 'Hiragino Kaku Gothic ProN', 'Yu Gothic', Meiryo, sans-serif"
+BANNER_STYLE = "background:#fff3cd;border:1px solid #e0a800;padding:0.6em 1em;margin:0 0 1em;font-weight:bold"
+
+
+def glued_values(nb: nbformat.NotebookNode) -> dict[str, tuple[str, str]]:
+    """name → (mime kind 'text'|'md', value) of every glued output."""
+    out: dict[str, tuple[str, str]] = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            data = o.get("data", {})
+            md_key = next((k for k in data if k.endswith("text/markdown")), None)
+            txt_key = next((k for k in data if k.endswith("text/plain")), None)
+            if md_key:
+                out[meta["name"]] = ("md", data[md_key])
+            elif txt_key:
+                out[meta["name"]] = ("text", data[txt_key])
+    return out
+
+
+def _format(text: str, spec: str | None) -> str:
+    if not spec:
+        return text
+    try:
+        value: float = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+    return format(value, spec)
+
+
+def resolve_glue(source: str, values: dict[str, tuple[str, str]]) -> str:
+    """Markdown with ``{glue:text}`name:fmt``` and ``{glue:md}`name``` replaced by their values."""
+
+    def sub(m: re.Match) -> str:
+        kind, name, spec = m.groups()
+        if name not in values:
+            raise KeyError(f"glue value {name!r} is not in the executed notebook")
+        _, value = values[name]
+        return value if kind == "md" else md(_format(value, spec))
+
+    return _ROLE.sub(sub, source)
+
+
+def notebook_to_html(nb_path: Path, html_path: Path, *, banner: str = "", title: str = "") -> None:
+    """Convert an executed report notebook to one self-contained HTML file (written atomically)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    values = glued_values(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = resolve_glue(cell.source, values)
+    exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(
+            remove_cell_tags={"remove-cell", "injected-parameters"},
+            remove_input_tags={"remove-input"},
+            remove_all_outputs_tags={"remove-output"},
+        ),
+        enabled=True,
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or nb_path.stem}})
+    body = body.replace("</head>", _font_style() + "</head>", 1)
+    if banner:
+        body = body.replace("<body", '<body data-kofukin="standalone"', 1)
+        body = re.sub(
+            r"(<body[^>]*>)",
+            lambda m: (
+                m.group(1) + f'<div class="kofukin-banner" style="{BANNER_STYLE}">{html.escape(banner)}</div>'
+            ),
+            body,
+            count=1,
+        )
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=html_path.parent, suffix=".tmp", delete=False
+    ) as f:
+        f.write(body)
+    Path(f.name).chmod(0o644)
+    Path(f.name).replace(html_path)
+
+
+def _font_style() -> str:
+    """Japanese text needs a Japanese font: the IPAex font that matplotlib-fontja ships (so printing works on a
+    machine with no Japanese fonts), then the usual system fonts for a reader who opens the file elsewhere."""
+    import matplotlib_fontja
+
+    ttf = Path(matplotlib_fontja.__file__).parent / "fonts" / "ipaexg.ttf"
+    face = (
+        f"@font-face{{font-family:'IPAexGothic';src:url('{ttf.as_uri()}') format('truetype');}}"
+        if ttf.exists()
+        else ""
+    )
+    return f"<style>{face}body,.jp-Notebook,.jp-RenderedHTMLCommon,table{{font-family:{FONT_STACK} !important;}}</style>"
+
+
+def synthetic_banner(processed: Path) -> str:
+    manifest = json.loads((processed / "manifest.json").read_text(encoding="utf-8"))
+    years = sorted({s["fiscal_year"] for s in manifest.get("sources", []) if s.get("synthetic")})
+    if not years:
+        return ""
+    yj = "・".join(f"令和{int(y[1:])}年度" for y in years)
+    return f"合成データ：{yj}の数値は合成データ（架空の値）です。実際の市町村の評価結果ではありません。"
