@@ -122,7 +122,9 @@ def _font_style() -> str:
 
 def synthetic_banner(processed: Path) -> str:
     manifest = json.loads((processed / "manifest.json").read_text(encoding="utf-8"))
-    years = sorted({s["fiscal_year"] for s in manifest.get("sources", []) if s.get("synthetic")})
+    years = sorted(
+        {s["fiscal_year"] for s in manifest.get("sources", []) if s.get("synthetic") and s.get("fiscal_year")}
+    )
     if not years:
         return ""
     yj = "・".join(f"令和{int(y[1:])}年度" for y in years)

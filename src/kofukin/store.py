@@ -108,7 +108,11 @@ class Store:
     @property
     def synthetic_years(self) -> list[str]:
         return sorted(
-            {s["fiscal_year"] for s in self.manifest.get("sources", []) if s.get("synthetic")},
+            {
+                s["fiscal_year"]
+                for s in self.manifest.get("sources", [])
+                if s.get("synthetic") and s.get("fiscal_year")
+            },
             key=FISCAL_YEARS.index,
         )
 

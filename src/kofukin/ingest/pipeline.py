@@ -306,7 +306,7 @@ def _manifest(
             "path": _rel(p),
             "sha256": sha256_file(p),
             "fiscal_year": None,
-            "synthetic": False,
+            "synthetic": is_synthetic_name(p),
             "kind": "unions",
             "title": p.name,
         }
