@@ -33,7 +33,7 @@ def setup() -> None:
 def png(fig: Figure) -> bytes:
     """PNG bytes of a figure (the notebook displays them with IPython.display.Image)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)  # layout is fixed by tight_layout: "tight" bbox would draw twice
     return buf.getvalue()
 
 
@@ -138,7 +138,7 @@ def by_group(panel_year: pd.DataFrame, column: str, order: list, labels: list[st
 
 def shrinkage_interval(row: pd.Series, national_mean: float) -> Figure:
     """The observed goal Ⅳ score and its empirical-Bayes estimate with the 95 % interval."""
-    fig = Figure(figsize=(5.6, 1.7))
+    fig = Figure(figsize=(5.6, 2.0))
     ax = fig.subplots()
     ax.errorbar(
         [row["estimate"]],
@@ -152,8 +152,9 @@ def shrinkage_interval(row: pd.Series, national_mean: float) -> Figure:
     ax.plot([row["observed"]], [0], marker="D", color=OWN, linestyle="none", label="実際の得点")
     ax.axvline(national_mean, color=NATION, linestyle="--", linewidth=1, label="全国平均")
     ax.set_xlim(0, 100)
+    ax.set_ylim(-1, 1.4)
     ax.set_yticks([])
     ax.set_xlabel("目標Ⅳ（アウトカム）得点（100点満点）")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=3, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", ncol=3, frameon=False)
     fig.tight_layout()
     return fig
