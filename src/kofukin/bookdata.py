@@ -127,3 +127,9 @@ def book_data(processed: Path | None = None) -> BookData:
         cached = BookData(load_store(directory), key)
         _CACHE[directory] = cached
     return cached
+
+
+def regression_coefficients(data: BookData) -> pd.DataFrame:
+    """The cross-section coefficients of every year × outcome (goal Ⅳ and its five indicators), for the CSV
+    download ``regression_coefficients.csv``."""
+    return outcomes.tidy(outcomes.fit_grid(data.outcome_frame, data.years))

@@ -124,11 +124,12 @@ def export(
     out_dir: Annotated[Path | None, typer.Option("--out", help="default: data/exports")] = None,
 ) -> None:
     """Write the analysts' CSV downloads (UTF-8, and utf-8-sig for Excel)."""
+    from kofukin.bookdata import book_data, regression_coefficients
     from kofukin.export import export_tables
-    from kofukin.store import load_store
 
     p = project_paths()
-    res = export_tables(load_store(p.processed), out_dir or p.exports, year)
+    data = book_data(p.processed)
+    res = export_tables(data.store, out_dir or p.exports, year, regression=regression_coefficients(data))
     out.print(f"{res}", markup=False, highlight=False)
 
 

@@ -35,7 +35,6 @@ import hashlib
 import itertools
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +47,7 @@ from kofukin.profile import profiles_table
 from kofukin.reach import within_reach_table
 from kofukin.reference import load_catalogue, load_crosswalk
 from kofukin.scoring import TARGET_KEYS, TARGET_LABEL_JA
-from kofukin.store import Store, swap_directory
+from kofukin.store import Store, staging_dir, swap_directory
 from kofukin.summary import RANK_KEYS, area_cells, national_summary
 
 MANIFEST = "export_manifest.json"
@@ -396,7 +395,7 @@ def write_tables(
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
         raise ValueError(f"{out_dir} is not empty and was not written by the export; refusing to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = staging_dir(out_dir)
     try:
         rows: dict[str, int] = {}
         mapping = []

@@ -259,10 +259,10 @@ def site_stamp(paths: ProjectPaths) -> str:
 
 def build(paths: ProjectPaths, *, workers: int, seed: int, echo=print) -> StageTimer:
     """The whole book: each stage runs only when its inputs changed since the last successful run."""
+    from kofukin.bookdata import book_data, regression_coefficients
     from kofukin.export import export_tables
     from kofukin.ingest import ingest_paths
     from kofukin.site import build_site
-    from kofukin.store import load_store
     from kofukin.synthetic import write_demo_data
 
     timer = StageTimer()
@@ -285,7 +285,10 @@ def build(paths: ProjectPaths, *, workers: int, seed: int, echo=print) -> StageT
     if export_stamp.exists() and export_stamp.read_text() == current and paths.exports.exists():
         echo("export: 変更なし（スキップ）")
     else:
-        timer.run("export", export_tables, load_store(paths.processed), paths.exports)
+        data = book_data(paths.processed)
+        timer.run(
+            "export", export_tables, data.store, paths.exports, regression=regression_coefficients(data)
+        )
         export_stamp.write_text(current)
     stamp_file = paths.build / ".site_stamp"
     stamp = site_stamp(paths)

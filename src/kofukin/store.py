@@ -147,8 +147,7 @@ def write_store(tables: dict[str, pd.DataFrame], manifest: dict, directory: Path
     if missing:
         raise ValueError(f"store tables missing: {sorted(missing)}")
     validate_tables(tables)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    tmp = staging_dir(directory)
     try:
         for name in TABLES:
             tables[name].reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
@@ -158,6 +157,19 @@ def write_store(tables: dict[str, pd.DataFrame], manifest: dict, directory: Path
         swap_directory(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def staging_dir(target: Path) -> Path:
+    """An empty sibling of ``target`` to build into before :func:`swap_directory`.
+
+    Same filesystem, so the swap is a rename; usual umask permissions, not mkdtemp's private 0700, because the
+    directory becomes the published data or site."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
 
 
 def swap_directory(new: Path, target: Path) -> None:

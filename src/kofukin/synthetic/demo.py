@@ -16,9 +16,7 @@ run leaves the previous files in place; the same seed gives byte-identical files
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ import pandas as pd
 from kofukin import layout
 from kofukin.reference import load_catalogue, load_master, load_prefectures
 from kofukin.scoring import FILE_SUBTOTAL_KEYS
-from kofukin.store import swap_directory
+from kofukin.store import staging_dir, swap_directory
 from kofukin.synthetic import truth
 from kofukin.synthetic.calibration import CalibrationReport, calibration_report
 from kofukin.synthetic.items import YEARS
@@ -60,8 +58,7 @@ def write_demo_data(
     panel = panel if panel is not None else generate_panel(seed)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    _usual_permissions(tmp)
+    tmp = staging_dir(out_dir)
     try:
         for year in YEARS:
             write_results_workbook(tmp / results_file(year), year, results_rows(panel, year), synthetic=True)
@@ -72,13 +69,6 @@ def write_demo_data(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return calibration_report(panel)
-
-
-def _usual_permissions(path: Path) -> None:
-    """mkdtemp makes a private (0700) directory; the data folder should get the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o777 & ~umask)
 
 
 def results_rows(panel: SyntheticPanel, year: str) -> pd.DataFrame:
