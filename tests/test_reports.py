@@ -163,3 +163,41 @@ def test_templates_under_nbval_lax(book):
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "passed" in res.stdout
+
+
+def _kofukin(paths: ProjectPaths, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KOFUKIN_ROOT": str(paths.root)}
+    return subprocess.run(
+        [sys.executable, "-m", "kofukin.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_summary_cli_json_matches_an_independent_rank(book):
+    paths, _ = book
+    res = _kofukin(paths, "summary", "埼玉県上尾市", "--year", "R7", "--json")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    sub = pd.read_parquet(paths.processed / "subtotals.parquet")
+    r7 = sub[sub["fiscal_year"] == "R7"].set_index("lg_code6")
+    own = r7.loc["112194"]
+    saitama = r7[r7.index.str.startswith("11")]
+    assert got["lg_code6"] == "112194" and got["name"] == "上尾市" and got["pref_name"] == "埼玉県"
+    assert got["fiscal_year"] == "R7"
+    assert (got["suishin_total"], got["shien_total"], got["grand_total"]) == (
+        own["suishin_total"],
+        own["shien_total"],
+        own["grand_total"],
+    )
+    assert got["rank_national"] == int((r7["grand_total"] > own["grand_total"]).sum()) + 1
+    assert got["n_national"] == 1741
+    assert got["rank_pref"] == int((saitama["grand_total"] > own["grand_total"]).sum()) + 1
+    assert got["n_pref"] == 63
+    # The same municipality by 5-digit code and by insurer number (check digit 2,1,2,1,2).
+    assert json.loads(_kofukin(paths, "summary", "11219", "--year", "R7", "--json").stdout) == got
+
+
+def test_summary_cli_ambiguous_name_lists_candidates(book):
+    paths, _ = book
+    res = _kofukin(paths, "summary", "府中市")
+    assert res.returncode == 2
+    assert "132063" in res.stderr and "342084" in res.stderr
