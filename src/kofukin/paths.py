@@ -63,6 +63,6 @@ def project_paths() -> ProjectPaths:
     return ProjectPaths(Path(env).resolve() if env else SOURCE_ROOT)
 
 
-# Reference data always comes from the repository (it is versioned with the code), never from ../shared.
+# Reference data always comes from the repository (it is versioned with the code), never from outside it.
 REFERENCE_DIR = SOURCE_ROOT / "data" / "reference"
 NOTEBOOKS_DIR = SOURCE_ROOT / "notebooks"
