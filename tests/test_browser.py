@@ -168,9 +168,15 @@ def test_municipality_page_links_its_a4_pdf(built_site, page):
     assert len(list((html / "pdf").glob("*.pdf"))) == 6
 
 
-def _search(page, base: str, query: str) -> list[str]:
+def _search(page, base: str, query: str, at_least: int = 1) -> list[str]:
+    """Results of a Pagefind query; waits until ``at_least`` results have rendered with their excerpts
+    (Pagefind's UI adds them one by one, so counting right after the first one races)."""
     page.goto(urljoin(base, f"search.html?q={query}"))
-    page.wait_for_selector(".pagefind-ui__result", timeout=20_000)
+    page.wait_for_function(
+        "n => document.querySelectorAll('.pagefind-ui__result-excerpt').length >= n",
+        arg=at_least,
+        timeout=30_000,
+    )
     return page.eval_on_selector_all(".pagefind-ui__result-link", "as => as.map(a => a.textContent.trim())")
 
 
@@ -184,7 +190,7 @@ def test_search_finds_a_municipality_by_name(built_site, page):
 
 def test_search_finds_a_compound_word_in_body_text(built_site, page):
     _, base = built_site
-    titles = _search(page, base, "人口減少率")
+    titles = _search(page, base, "人口減少率", at_least=6)
     assert len(titles) == 6, titles  # the sentence is in the body of each of the six municipality pages
     assert any("上尾市" in t for t in titles)
     excerpts = page.eval_on_selector_all(".pagefind-ui__result-excerpt", "es => es.map(e => e.textContent)")
