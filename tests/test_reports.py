@@ -17,6 +17,7 @@ import pytest
 
 from kofukin.paths import ProjectPaths
 from kofukin.scoring import competition_rank
+from kofukin.standalone import glued_values
 
 CODES = {"city": "011002", "village": "014702", "union_member": "014583", "ward": "131016"}
 YEAR = "R8"
@@ -48,20 +49,9 @@ def book(tmp_path_factory, synthetic_panel):
 
 def glued(nb_path: Path) -> dict[str, str]:
     """Every glued value of an executed notebook, as the text/plain (or markdown) the book renders."""
-    nb = json.loads(nb_path.read_text(encoding="utf-8"))
-    out = {}
-    for cell in nb["cells"]:
-        for o in cell.get("outputs", []):
-            meta = o.get("metadata", {}).get("scrapbook")
-            if meta:
-                data = o["data"]
-                key = (
-                    next(k for k in data if k.endswith("text/markdown"))
-                    if any(k.endswith("text/markdown") for k in data)
-                    else next(k for k in data if k.endswith("text/plain"))
-                )
-                out[meta["name"]] = data[key]
-    return out
+    import nbformat
+
+    return {k: v for k, (_, v) in glued_values(nbformat.read(nb_path, as_version=4)).items()}
 
 
 def test_every_report_executed(book):

@@ -14,7 +14,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~\"'&$:])")
 
 
 def md(text: object) -> str:
-    """Data as literal Markdown text (ASCII punctuation escaped, newlines folded)."""
+    """Data as literal Markdown/MyST text: ASCII punctuation backslash-escaped, newlines folded to a space,
+    so a name like ``<script>`` or ``**`` shows as text (page titles, sentences, standalone glue)."""
     return _MD_SPECIAL.sub(r"\\\1", re.sub(r"[\r\n]+", " ", str(text)))
 
 

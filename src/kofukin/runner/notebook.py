@@ -25,6 +25,7 @@ from papermill.execute import prepare_notebook_metadata, raise_for_execution_err
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
+from kofukin.narrative import md
 from kofukin.runner.jobs import ReportJob
 
 INJECTED_TAG = "injected-parameters"
@@ -52,23 +53,13 @@ def prepare_notebook(job: ReportJob) -> NotebookNode:
     return nb
 
 
-_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~\"'&$:])")
-
-
-def markdown_literal(text: str) -> str:
-    """Text that MyST renders literally: ASCII punctuation backslash-escaped, newlines folded to spaces.
-
-    A title comes from data (a municipality's name); escaping makes ``<script>`` or ``**`` show as text."""
-    return _MD_PUNCTUATION.sub(r"\\\1", _NEWLINES.sub(" ", text))
-
-
 def set_title(nb: NotebookNode, title: str) -> None:
     """Replace the first level-1 heading of the notebook: jupyter-book takes the page title from a real
     heading, not from a heading printed in an output."""
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
             lines = cell.source.lstrip().split("\n")
-            cell.source = "\n".join([f"# {markdown_literal(title)}", *lines[1:]])
+            cell.source = "\n".join([f"# {md(title)}", *lines[1:]])
             return
     raise ValueError("the template has no '# ' heading to carry the page title")
 
