@@ -169,11 +169,12 @@ def test_municipality_page_links_its_a4_pdf(built_site, page):
 
 
 def _search(page, base: str, query: str, at_least: int = 1) -> list[str]:
-    """Results of a Pagefind query; waits until ``at_least`` results have rendered with their excerpts
-    (Pagefind's UI adds them one by one, so counting right after the first one races)."""
+    """Results of a Pagefind query; waits until ``at_least`` result links have rendered and no result is
+    still a loading placeholder (Pagefind's UI draws skeletons first and fills them one by one)."""
     page.goto(urljoin(base, f"search.html?q={query}"))
     page.wait_for_function(
-        "n => document.querySelectorAll('.pagefind-ui__result-excerpt').length >= n",
+        "n => document.querySelectorAll('.pagefind-ui__result-link').length >= n"
+        " && !document.querySelector('.pagefind-ui__result .pagefind-ui__loading')",
         arg=at_least,
         timeout=30_000,
     )
