@@ -185,6 +185,30 @@ def test_zero_three_years_running_through_the_crosswalk(data):
     assert {"recoverable", "item_label"} <= set(r8.persistent_zero.columns)
 
 
+def test_too_few_years_still_gives_the_columns_a_report_shows(data):
+    """R7 has only one earlier year: no three-year zeros, but the (empty) table keeps its columns — a report of
+    R6 or R7 used to fail selecting them."""
+    items, panel = data
+    cw = pd.concat([identity_crosswalk("R6", "R7"), identity_crosswalk("R7", "R8")])
+    r7 = within_reach(panel, items, load_catalogue(), M, "R7", crosswalk=cw)
+    assert r7.persistent_zero.empty
+    assert {"item_label", "max_points", "peer_share", "recoverable"} <= set(r7.persistent_zero.columns)
+
+
+def test_own_items_give_the_same_answer(data):
+    """A report kernel passes the municipality's own rows instead of scanning the national table for them."""
+    items, panel = data
+    cw = pd.concat([identity_crosswalk("R6", "R7"), identity_crosswalk("R7", "R8")])
+    cat = load_catalogue()
+    plain = within_reach(panel, items, cat, M, "R8", crosswalk=cw, threshold=0.2)
+    fast = within_reach(
+        panel, items, cat, M, "R8", crosswalk=cw, threshold=0.2, own_items=items[items["lg_code6"] == M]
+    )
+    pd.testing.assert_frame_equal(plain.items, fast.items)
+    pd.testing.assert_frame_equal(plain.persistent_zero, fast.persistent_zero)
+    pd.testing.assert_frame_equal(plain.bands, fast.bands)
+
+
 def test_errors(data):
     items, panel = data
     with pytest.raises(ValueError, match="threshold"):

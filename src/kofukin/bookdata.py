@@ -17,6 +17,7 @@ import pandas as pd
 
 from kofukin import outcomes, shrinkage, summary
 from kofukin.grants import basic_allocation_estimate
+from kofukin.memo import freeze
 from kofukin.paths import project_paths
 from kofukin.reference import load_budgets, load_catalogue, load_crosswalk
 from kofukin.scoring import FISCAL_YEARS, indicator_points
@@ -31,9 +32,15 @@ class BookData:
     key: str
     _national: dict[str, summary.NationalSummary] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # Frozen tables are cache keys for the national-level helpers (kofukin.memo): nothing changes them.
+        freeze(self.store.item_points)
+        freeze(self.catalogue)
+        freeze(self.crosswalk)
+
     @cached_property
     def panel(self) -> pd.DataFrame:
-        return self.store.panel()
+        return freeze(self.store.panel())
 
     @property
     def catalogue(self) -> pd.DataFrame:
@@ -68,11 +75,6 @@ class BookData:
         """One municipality's item points, every year (empty if it has none)."""
         empty = self.store.item_points.iloc[0:0]
         return self._items_by_code.get(lg_code6, empty)
-
-    def items_for_reach(self, lg_code6: str, year: str) -> pd.DataFrame:
-        """Everyone's items in ``year`` plus the municipality's earlier years (for the 3-year zero test)."""
-        own = self.items_of(lg_code6)
-        return pd.concat([self._items_by_year[year], own[own["fiscal_year"] != year]], ignore_index=True)
 
     def national(self, year: str) -> summary.NationalSummary:
         if year not in self._national:

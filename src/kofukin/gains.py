@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kofukin.memo import by_identity
 from kofukin.scoring import GOAL_JA, GRANT_SHORT_JA, GRANTS, subtotals_from_items
 from kofukin.summary import dense_item_points, item_labels
 
@@ -41,6 +42,7 @@ RELATION_JA = {
 CROSSWALK_COLUMNS = ["from_year", "to_year", "from_item_id", "to_item_id", "relation", "comparable", "note"]
 
 
+@by_identity
 def normalise_crosswalk(crosswalk: pd.DataFrame) -> pd.DataFrame:
     """The crosswalk with ``comparable`` as bool and empty ids as ``""``; inconsistent rows raise ValueError.
 
@@ -80,6 +82,7 @@ def normalise_crosswalk(crosswalk: pd.DataFrame) -> pd.DataFrame:
     return cw
 
 
+@by_identity
 def crosswalk_pairs(crosswalk: pd.DataFrame, from_year: str, to_year: str) -> pd.DataFrame:
     """The crosswalk rows for one pair of years (normalised); none raises ValueError."""
     cw = normalise_crosswalk(crosswalk)
@@ -356,6 +359,7 @@ def gains_losses(
     lg_code6: str,
     from_year: str,
     to_year: str,
+    subtotals: pd.DataFrame | None = None,
 ) -> GainsLosses:
     """Items of ``lg_code6`` kept, gained, lost or never scored from ``from_year`` to ``to_year``.
 
@@ -371,13 +375,16 @@ def gains_losses(
     lg_code6, from_year, to_year
         The municipality and the two years; a municipality without item points in either year raises
         ValueError.
+    subtotals
+        The goal totals as published (e.g. the store's panel), for the actual change per goal; without them
+        the totals are recomputed from the items under the scoring rules (see :func:`goal_effects`).
     """
     mine = item_points[item_points["lg_code6"] == lg_code6]  # one pass over the big table
     for y in (from_year, to_year):
         if not (mine["fiscal_year"] == y).any():
             raise ValueError(f"{lg_code6} has no item points in {y}")
     items, nc = gains_losses_table(mine, catalogue, crosswalk, from_year, to_year, [lg_code6])
-    by_goal = goal_effects(items, nc, mine, catalogue, from_year, to_year)
+    by_goal = goal_effects(items, nc, mine, catalogue, from_year, to_year, subtotals)
     return GainsLosses(
         lg_code6=lg_code6,
         from_year=from_year,

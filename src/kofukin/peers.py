@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kofukin.memo import by_identity
 from kofukin.summary import PEER_KEYS, scored_rows
 
 COVARIATES: tuple[str, ...] = ("log_population", "share_1go", "log_1go", "kaso01")
@@ -32,6 +33,7 @@ COVARIATE_JA = {
 }
 
 
+@by_identity
 def peer_covariates(panel: pd.DataFrame, year: str) -> pd.DataFrame:
     """The year's scored municipalities with the four covariates and their z-scores (``z_<covariate>``)."""
     rows = scored_rows(panel, year).copy().reset_index(drop=True)

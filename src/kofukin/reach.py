@@ -30,6 +30,7 @@ import pandas as pd
 
 from kofukin.gains import crosswalk_pairs
 from kofukin.layout import RANK_BAND_JA, RANK_BANDS
+from kofukin.memo import by_identity
 from kofukin.summary import PEER_KEYS, dense_item_points, item_labels, previous_year, scored_rows
 
 BANDED_GROUPS = ("katsudo", "outcome")
@@ -39,6 +40,7 @@ IND_KEYS = ["grant", "goal", "group", "indicator_no"]
 RANK_SHARE_TOLERANCE = 0.03
 
 
+@by_identity
 def item_bands(catalogue: pd.DataFrame) -> pd.DataFrame:
     """``item_id, measure, band, band_basis`` for every catalogue item (band 1–4, 0 = not banded).
 
@@ -184,14 +186,22 @@ ITEM_COLUMNS = [
 ]
 
 
+@by_identity
+def _scorers(item_points: pd.DataFrame, year: str) -> pd.DataFrame:
+    """item × municipality, True where the municipality scores the item in ``year`` (built once per table)."""
+    ip = item_points[(item_points["fiscal_year"] == year) & (item_points["points"] > 0)]
+    return pd.crosstab(ip["item_id"], ip["lg_code6"]).gt(0)
+
+
 def _share_scoring(item_points: pd.DataFrame, year: str, codes: Iterable[str]) -> pd.Series:
-    """Share of ``codes`` with points > 0, per item (from the possibly sparse item table)."""
+    """Share of ``codes`` with points > 0, per item (from the possibly sparse item table; 0 where none score)."""
     codes = set(codes)
     n = len(codes)
     if n == 0:
         return pd.Series(dtype=float)
-    ip = item_points[(item_points["fiscal_year"] == year) & item_points["lg_code6"].isin(codes)]
-    return ip[ip["points"] > 0].groupby("item_id")["lg_code6"].nunique() / n
+    scorers = _scorers(item_points, year)
+    cols = [c for c in scorers.columns if c in codes]
+    return scorers[cols].sum(axis=1) / n
 
 
 def comparison_group(
@@ -224,6 +234,7 @@ def within_reach(
     threshold: float = 0.30,
     crosswalk: pd.DataFrame | None = None,
     include_zero_gain: bool = False,
+    own_items: pd.DataFrame | None = None,
 ) -> WithinReach:
     """Items ``lg_code6`` scored 0 in ``year`` that at least ``threshold`` of its comparison group scores.
 
@@ -251,9 +262,9 @@ def within_reach(
     all_codes = scored_rows(panel, year)["lg_code6"]
     labels = item_labels(catalogue)
     bands = item_bands(catalogue)
-    full_item_points = item_points
-    item_points = item_points[item_points["fiscal_year"] == year]  # one pass over the big table
-    own = dense_item_points(item_points[item_points["lg_code6"] == lg_code6], catalogue, year, [lg_code6])
+    if own_items is None:
+        own_items = item_points[item_points["lg_code6"] == lg_code6]
+    own = dense_item_points(own_items[own_items["fiscal_year"] == year], catalogue, year, [lg_code6])
     own = recoverable_points(own, bands)
     own["peer_share"] = own["item_id"].map(_share_scoring(item_points, year, group)).fillna(0.0)
     own["n_peers"] = len(group)
@@ -271,10 +282,12 @@ def within_reach(
     )
     items = cand[ITEM_COLUMNS].reset_index(drop=True)
 
-    persistent = pd.DataFrame()
+    # Empty (fewer than three years, or no crosswalk) still has the columns a report shows.
+    persistent = pd.DataFrame(columns=["item_id", "recoverable", "peer_share", "item_label", "max_points"])
     if crosswalk is not None:
-        persistent = persistent_zeros(full_item_points, crosswalk, lg_code6, year)
-        if not persistent.empty:
+        found = persistent_zeros(own_items, crosswalk, lg_code6, year)
+        if not found.empty:
+            persistent = found
             info = own.set_index("item_id")[["recoverable", "peer_share", "item_label", "max_points"]]
             persistent = persistent.join(info, on="item_id")
             persistent = persistent.sort_values(
@@ -305,6 +318,7 @@ def _comparable_map(crosswalk: pd.DataFrame, from_year: str, to_year: str) -> pd
     return cw.set_index("to_item_id")["from_item_id"]
 
 
+@by_identity
 def _predecessors(crosswalk: pd.DataFrame, year: str, n_back: int) -> pd.DataFrame:
     """For each item of ``year``: its comparable predecessor id in each of the ``n_back`` years before.
 

@@ -71,7 +71,13 @@ def municipality_report(code: str, year: str, data: BookData | None = None) -> R
     _profile_part(rep, prof, year)
     _gains_part(rep, data, code, year, items)
     reach = within_reach(
-        data.panel, data.items_for_reach(code, year), data.catalogue, code, year, crosswalk=data.crosswalk
+        data.panel,
+        data.store.item_points,
+        data.catalogue,
+        code,
+        year,
+        crosswalk=data.crosswalk,
+        own_items=items,
     )
     _reach_part(rep, reach)
     _whatif_part(rep, data, code, year, prof, reach)
@@ -146,7 +152,7 @@ def _gains_part(rep: Report, data: BookData, code: str, year: str, items: pd.Dat
         g["gains_md"] = "前年度の評価結果が無いため、項目ごとの増減は示せません。"
         g["gained_points"] = g["lost_points"] = g["net_change"] = 0
         return
-    gl = gains_losses(items, data.catalogue, data.crosswalk, code, prev, year)
+    gl = gains_losses(items, data.catalogue, data.crosswalk, code, prev, year, subtotals=data.panel)
     gained, lost = gl.of_status("gained"), gl.of_status("lost")
     g["gained_items"], g["gained_points"] = len(gained), int(gained["points_to"].sum())
     g["lost_items"], g["lost_points"] = len(lost), int(lost["points_from"].sum())

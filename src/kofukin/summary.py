@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kofukin.layout import SIZE_CLASS_JA
+from kofukin.memo import by_identity
 from kofukin.scoring import (
     FISCAL_YEARS,
     GOAL_JA,
@@ -146,6 +147,7 @@ def to_japanese(df: pd.DataFrame, extra: dict[str, str] | None = None) -> pd.Dat
     return df.rename(columns={c: labels.get(c, c) for c in df.columns})
 
 
+@by_identity
 def target_table() -> pd.DataFrame:
     """The 26 columns of MHLW's tables as rows: key, grant, goal, level, max_points, label_ja (MHLW's order)."""
     return pd.DataFrame(
@@ -163,6 +165,7 @@ def target_table() -> pd.DataFrame:
     )
 
 
+@by_identity
 def scored_rows(panel: pd.DataFrame, year: str) -> pd.DataFrame:
     """The panel's scored municipalities in ``year`` (rows with a grand total); a clear error if there are none."""
     if year not in FISCAL_YEARS:
@@ -193,6 +196,7 @@ def _stats(rows: pd.DataFrame) -> pd.DataFrame:
 PEER_KEYS: tuple[str, ...] = ("size_class", "kaso")
 
 
+@by_identity
 def rank_table(panel: pd.DataFrame, year: str, keys: Iterable[str] = RANK_KEYS) -> pd.DataFrame:
     """Competition ranks (1, 2, 2, 4; highest first) of every scored municipality of ``year``.
 
@@ -627,6 +631,11 @@ ITEM_META = [
 ]
 
 
+@by_identity
+def _catalogue_of_year(catalogue: pd.DataFrame, year: str) -> pd.DataFrame:
+    return catalogue.loc[catalogue["fiscal_year"] == year, ITEM_META]
+
+
 def dense_item_points(
     item_points: pd.DataFrame,
     catalogue: pd.DataFrame,
@@ -641,7 +650,7 @@ def dense_item_points(
     plus the catalogue columns in :data:`ITEM_META` (only ``item_id`` with ``meta=False``, which is much
     faster on the full panel) and ``points`` (int64).
     """
-    cat = catalogue.loc[catalogue["fiscal_year"] == year, ITEM_META]
+    cat = _catalogue_of_year(catalogue, year)
     if cat.empty:
         raise ValueError(f"the catalogue has no items for {year}")
     ip = item_points[item_points["fiscal_year"] == year]
@@ -663,6 +672,7 @@ def dense_item_points(
     return dense
 
 
+@by_identity
 def item_labels(catalogue: pd.DataFrame) -> pd.Series:
     """A readable label per item_id: 推進 目標Ⅰ 体制・取組 1 地域の介護保険事業の特徴 ア（①）."""
     c = catalogue
