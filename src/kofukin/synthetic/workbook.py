@@ -96,7 +96,9 @@ def write_results_workbook(
     try:
         ws = wb.add_worksheet(layout.SHEET_NAME)
         fmt = _formats(wb)
-        ws.write_string(0, 0, title if title is not None else layout.title(fiscal_year, synthetic), fmt["title"])
+        ws.write_string(
+            0, 0, title if title is not None else layout.title(fiscal_year, synthetic), fmt["title"]
+        )
         _write_attribute_headers(ws, leading, 0, fmt)
         first_score = len(leading)
         _write_score_headers(ws, columns, first_score, fmt)
@@ -137,7 +139,9 @@ def _write_score_headers(ws, columns: Sequence[ScoreColumn], start: int, fmt: di
             text = columns[j].labels[level]
             k = j
             # A run continues while this level and every level above it stay the same.
-            while k + 1 < len(columns) and columns[k + 1].labels[: level + 1] == columns[j].labels[: level + 1]:
+            while (
+                k + 1 < len(columns) and columns[k + 1].labels[: level + 1] == columns[j].labels[: level + 1]
+            ):
                 k += 1
             if level >= 3:  # 指標番号 and below never run across a subtotal column
                 k = j if not columns[j].is_item else k
@@ -174,7 +178,9 @@ def _write_stat_rows(ws, rows: pd.DataFrame, columns: Sequence[ScoreColumn], sta
             ws.write_number(layout.FIRST_STAT_ROW - 1 + i, start + j, float(value), fmt["stat"])
 
 
-def _write_data(ws, rows: pd.DataFrame, leading: Sequence[str], columns: Sequence[ScoreColumn], trailing) -> None:
+def _write_data(
+    ws, rows: pd.DataFrame, leading: Sequence[str], columns: Sequence[ScoreColumn], trailing
+) -> None:
     score_keys = [c.key for c in columns]
     scores = rows.reindex(columns=score_keys).to_numpy(dtype=float)
     for i, rec in enumerate(rows.reindex(columns=[*leading, *trailing]).itertuples(index=False)):
@@ -215,7 +221,9 @@ def write_outcome_workbook(path: Path, fiscal_year: str, rows: pd.DataFrame, *, 
         ws = wb.add_worksheet("アウトカム指標値")
         mark = f"【{layout.SYNTHETIC_MARK}】" if synthetic else ""
         ws.write_string(0, 0, f"令和{int(fiscal_year[1:])}年度 {layout.OUTCOME_TITLE}{mark}")
-        labels = [layout.ATTRIBUTES[k].label for k in layout.OUTCOME_ID_COLUMNS] + list(layout.OUTCOME_VALUE_COLUMNS)
+        labels = [layout.ATTRIBUTES[k].label for k in layout.OUTCOME_ID_COLUMNS] + list(
+            layout.OUTCOME_VALUE_COLUMNS
+        )
         ws.write_row(1, 0, labels)
         ids = rows[list(layout.OUTCOME_ID_COLUMNS)].astype(str).to_numpy()
         values = rows[list(layout.OUTCOME_VALUE_COLUMNS)].to_numpy(dtype=float)
