@@ -72,9 +72,9 @@ def gain_items(
         b["measure"] = b["measure"].fillna("")
         key = ["grant", "goal", "group", "indicator_no", "measure"]
         picked = b[b["item_id"].isin(chosen) & (b["band"] > 0)]
-        for _, p in picked.iterrows():
-            same = (b[key] == p[key]).all(axis=1) & (b["band"] > 0) & (b["band"] <= p["band"])
-            chosen |= set(b.loc[same, "item_id"])
+        top = picked.groupby(key, sort=False)["band"].max().rename("top_band").reset_index()
+        lower = b[b["band"] > 0].merge(top, on=key)
+        chosen |= set(lower.loc[lower["band"] <= lower["top_band"], "item_id"])
     mask = out["item_id"].isin(chosen)
     out.loc[mask, "points"] = out.loc[mask, "max_points"]
     return out, sorted(chosen)
