@@ -191,3 +191,28 @@ def test_summary_cli_ambiguous_name_lists_candidates(book):
     res = _kofukin(paths, "summary", "府中市")
     assert res.returncode == 2
     assert "132063" in res.stderr and "342084" in res.stderr
+
+
+def test_report_cli_reuses_the_current_book_page_and_runs_other_years(book):
+    """``kofukin report`` converts the book's notebook when its input hash is current (no kernel), and runs
+    the template for a year the book has not executed; both HTML files quote the glued grand total."""
+    from kofukin.pipeline import current_book_report
+
+    paths, _ = book
+    code = CODES["city"]
+    page = paths.book / "municipalities" / f"{code}.ipynb"
+    assert current_book_report(paths, code, YEAR) == page
+    assert current_book_report(paths, code, "R7") is None  # the book ran R8 only
+    total = glued(page)["grand_total"]
+    res = _kofukin(paths, "report", code, "--out", str(paths.root / "out"))
+    assert res.returncode == 0, res.stderr
+    assert "本の実行済みノートブックから" in res.stdout
+    html = (paths.root / "out" / f"{code}_{YEAR}.html").read_text(encoding="utf-8")
+    assert f"総合得点は<strong>{total}点</strong>" in html
+    r7 = _kofukin(paths, "report", code, "--year", "R7", "--out", str(paths.root / "out"))
+    assert r7.returncode == 0, r7.stderr
+    assert "本の実行済みノートブックから" not in r7.stdout
+    sub = pd.read_parquet(paths.processed / "subtotals.parquet")
+    r7_total = int(sub[(sub["fiscal_year"] == "R7") & (sub["lg_code6"] == code)]["grand_total"].iloc[0])
+    r7_html = (paths.root / "out" / f"{code}_R7.html").read_text(encoding="utf-8")
+    assert f"総合得点は<strong>{r7_total}点</strong>" in r7_html

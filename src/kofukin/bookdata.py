@@ -9,6 +9,7 @@ hash, so a new store (a rebuilt book) is picked up and a report never sees stale
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,18 @@ from kofukin.paths import project_paths
 from kofukin.reference import load_budgets, load_catalogue, load_crosswalk
 from kofukin.scoring import FISCAL_YEARS, indicator_points
 from kofukin.store import MANIFEST, Store, load_store
+
+
+class _PerYear(dict):
+    """A dict of per-year tables computed on first access."""
+
+    def __init__(self, compute: Callable[[str], pd.DataFrame]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, year: str) -> pd.DataFrame:
+        self[year] = value = self._compute(year)
+        return value
 
 
 @dataclass
@@ -100,9 +113,11 @@ class BookData:
         return outcomes.analysis_frame(self.panel, values, ind)
 
     @cached_property
-    def shrunken(self) -> dict[str, pd.DataFrame]:
-        """Empirical-Bayes estimates of the goal Ⅳ score per insurer unit, by year (``.attrs`` holds τ², κ, α)."""
-        return {y: shrinkage.shrink_outcomes(self.outcome_frame, y) for y in self.years}
+    def shrunken(self) -> _PerYear:
+        """Empirical-Bayes estimates of the goal Ⅳ score per insurer unit, by year (``.attrs`` holds τ², κ, α).
+
+        Fitted on first use of a year: a single report needs one year's fit, not three."""
+        return _PerYear(lambda y: shrinkage.shrink_outcomes(self.outcome_frame, y))
 
     def unit_of(self, lg_code6: str, year: str) -> str:
         """The outcome unit of a municipality: itself, or its 広域連合 (members share one outcome)."""

@@ -144,7 +144,7 @@ def report(
     import tempfile
 
     from kofukin.codes import AmbiguousMunicipality, UnknownMunicipality, resolve_municipality
-    from kofukin.pipeline import TEMPLATES, latest_year
+    from kofukin.pipeline import TEMPLATES, current_book_report, latest_year
     from kofukin.reference import load_master
     from kofukin.runner import ReportJob, run_reports
     from kofukin.standalone import notebook_to_html, synthetic_banner
@@ -164,7 +164,14 @@ def report(
     import os
 
     os.environ["KOFUKIN_ROOT"] = str(p.root)
+    book_nb = current_book_report(p, code, year)
     with tempfile.TemporaryDirectory(prefix="kofukin-report-") as tmp:
+        if book_nb is not None:  # the book's page is up to date: same content, no kernel
+            notebook_to_html(book_nb, html_path, banner=synthetic_banner(p.processed), title=title)
+            out.print("本の実行済みノートブックから作成しました（入力が同じため再実行は不要）", markup=False)
+            out.print(f"HTML: {html_path}", markup=False, highlight=False, soft_wrap=True)
+            _report_pdf(pdf, html_path, target)
+            return
         nb_path = Path(tmp) / f"{code}.ipynb"
         job = ReportJob(code, TEMPLATES["municipality"], {"code": code, "year": year}, nb_path, title)
         res = run_reports(
@@ -179,16 +186,21 @@ def report(
             err.print((Path(tmp) / "failures.md").read_text(encoding="utf-8"), markup=False, highlight=False)
             raise typer.Exit(1)
         notebook_to_html(nb_path, html_path, banner=synthetic_banner(p.processed), title=title)
-    out.print(f"HTML: {html_path}", markup=False, highlight=False)
-    if pdf:
-        from kofukin.pdf import PdfError, html_to_pdf
+    out.print(f"HTML: {html_path}", markup=False, highlight=False, soft_wrap=True)
+    _report_pdf(pdf, html_path, target)
 
-        try:
-            html_to_pdf([html_path], target, workers=1)
-        except PdfError as e:
-            err.print(str(e), markup=False, highlight=False)
-            raise typer.Exit(1) from None
-        out.print(f"PDF:  {html_path.with_suffix('.pdf')}", markup=False, highlight=False)
+
+def _report_pdf(pdf: bool, html_path: Path, target: Path) -> None:
+    if not pdf:
+        return
+    from kofukin.pdf import PdfError, html_to_pdf
+
+    try:
+        html_to_pdf([html_path], target, workers=1)
+    except PdfError as e:
+        err.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"PDF:  {html_path.with_suffix('.pdf')}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -39,14 +39,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
 from matplotlib.figure import Figure
-from statsmodels.iolib.summary2 import Summary, summary_col
-from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+if TYPE_CHECKING:
+    from statsmodels.iolib.summary2 import Summary
+
+# statsmodels is imported where a model is fitted: a municipality report needs this module's analysis frame,
+# not its regressions, and importing statsmodels costs a second of every `kofukin report`.
 
 from kofukin.layout import (
     OUTCOME_INDICATOR_JA,
@@ -386,6 +389,8 @@ def _fit_ls(
     data: pd.DataFrame, formula: str, weights: str | None, cluster: str | None
 ) -> tuple[object, str, int | None]:
     """OLS/WLS with cluster-robust (t with G−1 df) or HC1 standard errors; returns (result, se_type, G)."""
+    import statsmodels.formula.api as smf
+
     model = (
         smf.wls(formula, data, weights=data[weights].to_numpy(float)) if weights else smf.ols(formula, data)
     )
@@ -538,6 +543,8 @@ def fit_mixed(
     fixed-effects fit with cluster-robust errors is the primary one. statsmodels' convergence warnings
     (a prefecture variance on the boundary 0 is common with noisy outcomes) are passed through.
     """
+    import statsmodels.formula.api as smf
+
     terms = [*SCORE_TERMS, *controls]
     sub, label = _select_years(frame, year)
     data = complete_cases(sub, [outcome, *_variables(terms), PREF])
@@ -649,6 +656,8 @@ def summary_table(
     * p<0.1, ** p<0.05, *** p<0.01 (under each fit's own standard errors). The returned
     :class:`~statsmodels.iolib.summary2.Summary` renders as HTML in a notebook; ``.tables[0]`` is the frame.
     """
+    from statsmodels.iolib.summary2 import Summary, summary_col
+
     results = [f.result for f in fits]
     names = list(model_names) if model_names else [outcome_ja(f.outcome) for f in fits]
     present = {t for r in results for t in r.params.index}
@@ -690,6 +699,8 @@ def vif_table(fit: OutcomeFit) -> pd.DataFrame:
     coefficients are actually estimated from. Large values (> 10) for ``all_taisei``/``all_katsudo`` would
     mean the two groups' coefficients cannot be told apart.
     """
+    from statsmodels.stats.outliers_influence import variance_inflation_factor
+
     model = fit.result.model
     exog = np.asarray(model.exog, dtype=float)
     names = list(model.exog_names)
@@ -710,6 +721,8 @@ def residual_table(fit: OutcomeFit) -> pd.DataFrame:
     covariance); for WLS they are those of the weighted problem (OLS on √w-scaled data); the mixed model has
     none (NaN). Units with ``cooks_d > 4/n`` are the usual ones to look at. Rows in the data's order.
     """
+    import statsmodels.api as sm
+
     r = fit.result
     d = fit.data
     n = len(d)

@@ -171,6 +171,29 @@ def run_report_stage(
     )
 
 
+def current_book_report(paths: ProjectPaths, code: str, year: str) -> Path | None:
+    """The book's executed notebook of ``code`` in ``year`` if it is up to date, else None.
+
+    Up to date means what the reports stage itself would skip: the manifest's last run of the entity succeeded
+    with the same input hash (template, parameters, title, version, store and code hashes) and the notebook is
+    there. ``kofukin report`` then only converts it — the same content, in a second instead of a kernel run.
+    """
+    from kofukin.runner.jobs import file_digest, input_hash
+    from kofukin.runner.manifest import entity_states, is_current, read_manifest
+
+    manifest = paths.book / "_manifest" / "runs.jsonl"
+    if not manifest.exists():
+        return None
+    jobs = [j for j in report_jobs(paths, Selection(municipalities=[code]), year) if j.entity_id == code]
+    if not jobs:
+        return None
+    job = jobs[0]
+    extra = {"store": store_hash(paths.processed), "code": code_hash()}
+    h = input_hash(job, file_digest(job.template.resolve()), extra)
+    state = entity_states(read_manifest(manifest)).get(code)
+    return job.output if is_current(state, h, job.output) else None
+
+
 @dataclass
 class StageTimer:
     """Seconds per stage, printed at the end of ``kofukin build`` and read by the benchmarks."""
