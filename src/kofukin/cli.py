@@ -224,6 +224,7 @@ def site(
 def build(
     jobs: Annotated[int, typer.Option(help="parallel workers")] = 2,
     seed: Annotated[int, typer.Option(help="synthetic-data seed")] = 20240401,
+    timings: Annotated[Path | None, typer.Option(help="write seconds per stage as JSON (benchmarks)")] = None,
 ) -> None:
     """The whole book: demo-data → ingest → reports → export → site, skipping unchanged stages."""
     from kofukin.ingest import IngestError
@@ -236,6 +237,8 @@ def build(
         err.print(str(e), markup=False, highlight=False)
         raise typer.Exit(1) from None
     _echo(timer.table().to_string(index=False))
+    if timings is not None:
+        timings.write_text(json.dumps(timer.stages, ensure_ascii=False), encoding="utf-8")
 
 
 def _echo(text: object) -> None:

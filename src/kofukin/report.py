@@ -14,7 +14,6 @@ import pandas as pd
 
 from kofukin import figures, narrative
 from kofukin.bookdata import BookData, book_data
-from kofukin.gains import gains_losses
 from kofukin.layout import SIZE_CLASS_JA
 from kofukin.peers import nearest_peers
 from kofukin.profile import municipality_profile
@@ -152,7 +151,7 @@ def _gains_part(rep: Report, data: BookData, code: str, year: str, items: pd.Dat
         g["gains_md"] = "前年度の評価結果が無いため、項目ごとの増減は示せません。"
         g["gained_points"] = g["lost_points"] = g["net_change"] = 0
         return
-    gl = gains_losses(items, data.catalogue, data.crosswalk, code, prev, year, subtotals=data.panel)
+    gl = data.gains_of(code, prev, year)
     gained, lost = gl.of_status("gained"), gl.of_status("lost")
     g["gained_items"], g["gained_points"] = len(gained), int(gained["points_to"].sum())
     g["lost_items"], g["lost_points"] = len(lost), int(lost["points_from"].sum())
