@@ -213,3 +213,26 @@ def test_profile_with_items_and_profiles_table(ageo_panel):
     assert len(t) == 1741 and t["lg_code6"].str.len().eq(6).all()
     assert {"rank_peer_grand_total", "n_peer", *TARGET_KEYS} <= set(t.columns)
     assert t.set_index("lg_code6").loc[AGEO, "rank_national_suishin_total"] == 486
+
+
+def test_precomputed_items_achieved_give_the_same_profile():
+    """A report kernel counts every municipality's items at once and hands each profile its rows."""
+    from analysis_fixtures import panel_from_items
+
+    codes = codes_of("01")[:3]
+    items = items_table(
+        "R7",
+        {
+            codes[0]: {"suishin-I-taisei-1-ア": 4, "suishin-IV-outcome-1-イ-①": 5},
+            codes[1]: {"shien-I-katsudo-9-ア-①": 1},
+            codes[2]: {},
+        },
+    )
+    panel = panel_from_items(items)
+    every = items_achieved_table(items, load_catalogue(), "R7")
+    for code in codes:
+        rows = every[every["lg_code6"] == code].reset_index(drop=True)
+        one = municipality_profile(panel, "R7", code, items, load_catalogue())
+        fast = municipality_profile(panel, "R7", code, achieved=rows)
+        pd.testing.assert_frame_equal(one.items, fast.items)
+    assert fast.items.set_index(["grant", "scope"]).loc[("suishin", "all"), "n_achieved"] == 0

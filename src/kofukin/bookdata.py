@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -21,9 +22,12 @@ from kofukin.gains import GainsLosses, gains_losses, gains_losses_by_code
 from kofukin.grants import basic_allocation_estimate
 from kofukin.memo import freeze
 from kofukin.paths import project_paths
+from kofukin.profile import items_achieved_table
 from kofukin.reference import load_budgets, load_catalogue, load_crosswalk
 from kofukin.scoring import FISCAL_YEARS, indicator_points
 from kofukin.store import MANIFEST, Store, load_store
+
+T = TypeVar("T")
 
 
 class _PerYear(dict):
@@ -45,8 +49,8 @@ class BookData:
     store: Store
     key: str
     _national: dict[str, summary.NationalSummary] = field(default_factory=dict, repr=False)
-    _gains_batch: dict[tuple[str, str], dict[str, GainsLosses]] = field(default_factory=dict, repr=False)
-    _gains_requests: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+    _batches: dict[tuple, dict] = field(default_factory=dict, repr=False)
+    _requests: dict[tuple, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # Frozen tables are cache keys for the national-level helpers (kofukin.memo): nothing changes them.
@@ -92,29 +96,26 @@ class BookData:
         empty = self.store.item_points.iloc[0:0]
         return self._items_by_code.get(lg_code6, empty)
 
-    def gains_of(self, lg_code6: str, from_year: str, to_year: str) -> GainsLosses:
-        """The municipality's gains and losses; from the second request of a year pair on, every
-        municipality's are computed in one vectorised pass and served from it (a warm kernel runs hundreds of
-        reports; a single ``kofukin report`` should not pay for 1,741)."""
-        key = (from_year, to_year)
-        batch = self._gains_batch.get(key)
+    def _batched(
+        self, key: tuple, code: str, single: Callable[[], T], every: Callable[[], dict[str, T]]
+    ) -> T:
+        """``single()`` for the first request of ``key``; from the second on, ``every()`` once (all
+        municipalities in one vectorised pass) and its entry for ``code``. A warm kernel runs hundreds of
+        reports, a single ``kofukin report`` one: neither pays for what it does not use."""
+        batch = self._batches.get(key)
         if batch is None:
-            self._gains_requests[key] = self._gains_requests.get(key, 0) + 1
-            if self._gains_requests[key] == 1:
-                return gains_losses(
-                    self.items_of(lg_code6),
-                    self.catalogue,
-                    self.crosswalk,
-                    lg_code6,
-                    from_year,
-                    to_year,
-                    subtotals=self.panel,
-                )
-            batch = self._gains_batch[key] = gains_losses_by_code(
-                self.store.item_points, self.catalogue, self.crosswalk, from_year, to_year, self.panel
-            )
-        if lg_code6 not in batch:  # the single-municipality function says why (no items in a year)
-            return gains_losses(
+            self._requests[key] = self._requests.get(key, 0) + 1
+            if self._requests[key] == 1:
+                return single()
+            batch = self._batches[key] = every()
+        return batch[code] if code in batch else single()  # single() explains a municipality it lacks
+
+    def gains_of(self, lg_code6: str, from_year: str, to_year: str) -> GainsLosses:
+        """The municipality's gains and losses (:func:`kofukin.gains.gains_losses`)."""
+        return self._batched(
+            ("gains", from_year, to_year),
+            lg_code6,
+            lambda: gains_losses(
                 self.items_of(lg_code6),
                 self.catalogue,
                 self.crosswalk,
@@ -122,8 +123,24 @@ class BookData:
                 from_year,
                 to_year,
                 subtotals=self.panel,
-            )
-        return batch[lg_code6]
+            ),
+            lambda: gains_losses_by_code(
+                self.store.item_points, self.catalogue, self.crosswalk, from_year, to_year, self.panel
+            ),
+        )
+
+    def achieved_of(self, lg_code6: str, year: str) -> pd.DataFrame:
+        """Items achieved 「n of N」 of the municipality (:func:`kofukin.profile.items_achieved_table`)."""
+
+        def single() -> pd.DataFrame:
+            mine = self.items_of(lg_code6)
+            return items_achieved_table(mine[mine["fiscal_year"] == year], self.catalogue, year, [lg_code6])
+
+        def every() -> dict[str, pd.DataFrame]:
+            t = items_achieved_table(self._items_by_year[year], self.catalogue, year)
+            return {c: g.reset_index(drop=True) for c, g in t.groupby("lg_code6", sort=False)}
+
+        return self._batched(("achieved", year), lg_code6, single, every)
 
     def national(self, year: str) -> summary.NationalSummary:
         if year not in self._national:

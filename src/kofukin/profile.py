@@ -166,6 +166,7 @@ def municipality_profile(
     item_points: pd.DataFrame | None = None,
     catalogue: pd.DataFrame | None = None,
     n_trend_years: int = 3,
+    achieved: pd.DataFrame | None = None,
 ) -> MunicipalityProfile:
     """The profile of ``lg_code6`` in ``year``.
 
@@ -180,6 +181,9 @@ def municipality_profile(
     n_trend_years
         How many years the trend covers (ending at ``year``; years the municipality was not scored are left
         out).
+    achieved
+        The municipality's rows of :func:`items_achieved_table` when the caller has them already (a report
+        kernel computes every municipality's at once); replaces ``item_points``/``catalogue`` for the count.
     """
     ranks = rank_table(panel, year)
     me = _row(ranks, lg_code6, year)
@@ -213,10 +217,11 @@ def municipality_profile(
 
     info = {c: _plain(me[c]) for c in [*ID_COLUMNS, *ATTRIBUTE_COLUMNS] if c in me.index}
     info["size_class_ja"] = SIZE_CLASS_JA.get(int(me["size_class"]), "")
-    items = None
-    if item_points is not None and catalogue is not None:
+    items = achieved.copy() if achieved is not None else None
+    if items is None and item_points is not None and catalogue is not None:
         mine = item_points[(item_points["lg_code6"] == lg_code6) & (item_points["fiscal_year"] == year)]
         items = items_achieved_table(mine, catalogue, year, [lg_code6])
+    if items is not None:
         items["label"] = items["n_achieved"].astype(str) + "/" + items["n_items"].astype(str)
     trend, notes = trend_table(panel, year, lg_code6, n_trend_years)
     return MunicipalityProfile(

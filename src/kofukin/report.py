@@ -62,7 +62,7 @@ def municipality_report(code: str, year: str, data: BookData | None = None) -> R
     """Everything the municipality template shows for ``code`` in ``year``."""
     data = data or book_data()
     items = data.items_of(code)
-    prof = municipality_profile(data.panel, year, code, items, data.catalogue)
+    prof = municipality_profile(data.panel, year, code, achieved=data.achieved_of(code, year))
     rep = Report()
     g = rep.glue
     g.update(_info_glue(prof.info, year))

@@ -132,6 +132,14 @@ def what_if_rank(
         else:
             delta["grand_total"] += int(extra_points)
 
+    others = (rows["lg_code6"] != lg_code6).to_numpy()
+    scopes = {
+        "national": others,
+        "pref": others & (rows["pref_code"] == me["pref_code"]).to_numpy(),
+        "peer": others
+        & (rows[PEER_KEYS[0]] == me[PEER_KEYS[0]]).to_numpy()
+        & (rows[PEER_KEYS[1]].astype(bool) == bool(me[PEER_KEYS[1]])).to_numpy(),
+    }
     recs = []
     for k in RANK_KEYS:
         score = int(me[k])
@@ -145,19 +153,12 @@ def what_if_rank(
             "new_score": new,
             "change": new - score,
         }
-        others_all = rows[rows["lg_code6"] != lg_code6]
-        scopes = {
-            "national": others_all,
-            "pref": others_all[others_all["pref_code"] == me["pref_code"]],
-            "peer": others_all[
-                (others_all[PEER_KEYS[0]] == me[PEER_KEYS[0]])
-                & (others_all[PEER_KEYS[1]].astype(bool) == bool(me[PEER_KEYS[1]]))
-            ],
-        }
-        for scope, others in scopes.items():
-            r0 = 1 + int((others[k] > score).sum())
-            r1 = 1 + int((others[k] > new).sum())
-            n = len(others) + 1
+        values = rows[k].to_numpy()
+        for scope, mask in scopes.items():
+            v = values[mask]
+            r0 = 1 + int((v > score).sum())
+            r1 = 1 + int((v > new).sum())
+            n = int(mask.sum()) + 1
             rec.update(
                 {
                     f"rank_{scope}": r0,
