@@ -32,7 +32,7 @@ from rich.progress import (
 from kofukin.runner.failures import write_failure_report
 from kofukin.runner.jobs import Failure, JobResult, ReportJob, RunSummary, file_digest, input_hash
 from kofukin.runner.manifest import entity_states, is_current, manifest_writer, read_manifest
-from kofukin.runner.worker import WorkerSettings, init_worker, run_job
+from kofukin.runner.worker import WorkerSettings, init_worker, run_in_process, run_job
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -171,6 +171,9 @@ def _execute(
     """Results in completion order. A worker process that dies (not its kernel: the worker itself) breaks the
     pool; the jobs it takes down are reported as failed, and a re-run picks them up."""
     if not todo:
+        return
+    if len(todo) == 1:  # one report: run it here rather than spawn a worker that imports everything again
+        yield run_in_process(*todo[0], settings)
         return
     ctx = multiprocessing.get_context("spawn")  # never fork a process that holds zmq sockets or threads
     counter = ctx.Value("i", 0)

@@ -64,6 +64,23 @@ def init_worker(settings: WorkerSettings, counter) -> None:
     atexit.register(_WORKER.kernel.stop)
 
 
+def run_in_process(job: ReportJob, input_hash: str, settings: WorkerSettings) -> JobResult:
+    """One job in this process's own kernel, without a worker pool: a single report (``kofukin report``) does
+    not pay for spawning a process that imports everything again. The kernel is stopped afterwards."""
+    global _WORKER
+    import multiprocessing
+
+    previous = _WORKER
+    init_worker(settings, multiprocessing.Value("i", 0))
+    try:
+        return run_job(job, input_hash)
+    finally:
+        assert _WORKER is not None
+        _WORKER.kernel.stop()
+        _WORKER.log.close()
+        _WORKER = previous
+
+
 def debug_path(debug_dir: Path, entity_id: str) -> Path:
     """Where the executed notebook of a failed report goes (entity ids may contain slashes)."""
     return debug_dir / (re.sub(r"[^\w.-]", "_", entity_id) + ".ipynb")
