@@ -42,7 +42,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -50,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kofukin.paths import ProjectPaths, project_paths
-from kofukin.store import swap_directory
+from kofukin.store import staging_dir, swap_directory
 from kofukin.toc import (
     HAND_WRITTEN_DOCS,
     REQUIRED_GENERATED_DOCS,
@@ -276,7 +275,8 @@ def build_site(
     paths.build.mkdir(parents=True, exist_ok=True)
     log = paths.build / "logs" / LOG_NAME
     target = paths.build / "html"
-    staging = Path(tempfile.mkdtemp(prefix=".site.tmp-", dir=paths.build))
+    # _build/.site.tmp-<pid>-…; what a killed build left there is swept by the next one
+    staging = staging_dir(paths.build / "site")
     html_dir = staging / "html"
     result = SiteBuild(
         html_dir=target,

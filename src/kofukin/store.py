@@ -21,14 +21,17 @@ outcome_values     fiscal_year, lg_code6, indicator_no,    value
 
 ``manifest.json`` records the source files (path, sha256, year, synthetic or real), the package version and
 the time of the ingest. The store is written to a temporary sibling directory and swapped in by rename, so a
-failed or interrupted ingest leaves the previous store untouched.
+failed or interrupted ingest leaves the previous store untouched; what a killed run leaves in that temporary
+directory is removed by the next run (:func:`sweep_staging`).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -163,13 +166,44 @@ def staging_dir(target: Path) -> Path:
     """An empty sibling of ``target`` to build into before :func:`swap_directory`.
 
     Same filesystem, so the swap is a rename; usual umask permissions, not mkdtemp's private 0700, because the
-    directory becomes the published data or site."""
+    directory becomes the published data or site. The name ``.<target>.tmp-<pid>-<random>`` carries the
+    creating process's id, so that leftovers of a run killed before its swap are told apart from a concurrent
+    run's live staging and removed here (:func:`sweep_staging`) — a killed site build would otherwise leave a
+    whole site behind each time."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    sweep_staging(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)
     return tmp
+
+
+def sweep_staging(target: Path) -> list[Path]:
+    """Remove the staging siblings of ``target`` whose creating process no longer exists; return them.
+
+    Staging of a live process (a concurrent run, or this one) is left alone, and so is anything not named by
+    :func:`staging_dir`."""
+    own = re.compile(rf"\.{re.escape(target.name)}\.tmp-(\d+)-[a-z0-9_]+")
+    removed = []
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*")):
+        m = own.fullmatch(path.name)
+        if m is None or not path.is_dir() or _process_exists(int(m[1])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` names a process (ours, another user's, or a zombie not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def swap_directory(new: Path, target: Path) -> None:
