@@ -19,10 +19,11 @@ outcome_values     fiscal_year, lg_code6, indicator_no,    value
                    branch
 =================  ======================================  ==================================================
 
-``manifest.json`` records the source files (path, sha256, year, synthetic or real), the package version and
-the time of the ingest. The store is written to a temporary sibling directory and swapped in by rename, so a
-failed or interrupted ingest leaves the previous store untouched; what a killed run leaves in that temporary
-directory is removed by the next run (:func:`sweep_staging`).
+``manifest.json`` records the source files (path, sha256, year, synthetic or real), the package version, the
+time of the ingest and ``store_sha256``, the content hash of the tables (:func:`store_hash`; the book's build
+facts show it). The store is written to a temporary sibling directory and swapped in by rename, so a failed or
+interrupted ingest leaves the previous store untouched; what a killed run leaves in that temporary directory is
+removed by the next run (:func:`sweep_staging`).
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def write_store(tables: dict[str, pd.DataFrame], manifest: dict, directory: Path
     try:
         for name in TABLES:
             tables[name].reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
+        manifest = {**manifest, "store_sha256": store_hash(tmp)}
         (tmp / MANIFEST).write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True), "utf-8"
         )
