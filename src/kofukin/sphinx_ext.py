@@ -309,6 +309,12 @@ def _on_html_page_context(
     app: Sphinx, pagename: str, templatename: str, context: dict, doctree: nodes.document | None
 ) -> None:
     _local_assets_only(app, pagename, context)
+    for key in ("pagetitle", "root_title"):
+        # sphinx-book-theme 1.3 sets these to the titles' plain text and prints them unescaped
+        # (``<h1>{{ pagetitle }}</h1>`` in its print header): a title made from data — a municipality name —
+        # would become live markup. Escaped here, after the theme's handler, they print as text.
+        if isinstance(context.get(key), str):
+            context[key] = html.escape(context[key])
     if doctree is None or "body" not in context:
         return  # genindex, search: not indexed
     prefix = f'<span data-pagefind-filter="種別:{page_kind(pagename)}" hidden></span>'
