@@ -43,7 +43,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from kofukin import __version__
-from kofukin.paths import ProjectPaths
+from kofukin.paths import SOURCE_ROOT, ProjectPaths
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,14 @@ def git_commit(root: Path) -> str | None:
         return None
 
 
+def code_commit() -> str | None:
+    """The commit of the code that builds the book: the repository this package is imported from.
+
+    Not the book root's: that may be a scratch directory (``KOFUKIN_ROOT``), while the code, the report templates
+    and the reference data always come from this repository (:mod:`kofukin.paths`)."""
+    return git_commit(SOURCE_ROOT)
+
+
 SOURCE_KIND_JA = {"results": "評価結果", "outcome": "アウトカム指標値", "unions": "広域連合の構成"}
 
 
@@ -234,7 +242,7 @@ def _on_config_inited(app: Sphinx, config: Any) -> None:
         opts["announcement"] = banner
     else:
         opts.pop("announcement", None)
-    opts["extra_footer"] = footer_html(manifest, git_commit(root))
+    opts["extra_footer"] = footer_html(manifest, code_commit())
     config.html_theme_options = opts
     app.add_css_file("kofukin.css")
     if manifest is None:
@@ -490,7 +498,7 @@ class BuildFactsDirective(SphinxDirective):
         facts = nodes.bullet_list()
         items = [
             ("コード", f"kofukin {__version__}"),
-            ("git コミット", git_commit(root) or "不明（リポジトリ外でのビルド）"),
+            ("git コミット", code_commit() or "不明（リポジトリ外のコード）"),
             ("合成データの年度", "、".join(synthetic_years(manifest)) or "なし"),
             ("実データの年度", "、".join(real_years(manifest)) or "なし"),
         ]
