@@ -209,11 +209,29 @@ def site(
     pdf: Annotated[bool, typer.Option("--pdf", help="also print every municipality page to A4 PDF")] = False,
     pdf_workers: Annotated[int, typer.Option(help="pages printed at once")] = 2,
 ) -> None:
-    """Build the static site (jupyter-book + Pagefind) into _build/html; the old site survives a failure."""
+    """Build the static site (jupyter-book + Pagefind) into _build/html; the old site survives a failure.
+
+    Refuses to start while any report page is stale (see ``pipeline.stale_pages``): after an interrupted
+    ``kofukin reports`` or a new ingest the pages would not match the data the site names."""
+    from kofukin.pipeline import stale_pages
     from kofukin.site import SiteBuildError, build_site
 
+    p = project_paths()
+    stale = stale_pages(p)
+    if stale:
+        shown = "、".join(stale[:5]) + (" …" if len(stale) > 5 else "")
+        err.print(
+            f"サイトを作成しませんでした：book/ の {len(stale)} ページが現在のデータとコードで実行されていません"
+            f"（{shown}）。中断された `kofukin reports` の残りや、取り込み後に再実行していないページです。"
+            "`kofukin reports` を実行してから（最新のページは再実行されません）、もう一度 `kofukin site` を"
+            "実行してください。前回のサイトはそのままです。",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     try:
-        res = build_site(project_paths(), jobs=jobs, pdf=pdf, pdf_workers=pdf_workers, echo=_echo)
+        res = build_site(p, jobs=jobs, pdf=pdf, pdf_workers=pdf_workers, echo=_echo)
     except SiteBuildError as e:
         err.print(str(e), markup=False, highlight=False)
         raise typer.Exit(1) from None

@@ -194,6 +194,42 @@ def current_book_report(paths: ProjectPaths, code: str, year: str) -> Path | Non
     return job.output if is_current(state, h, job.output) else None
 
 
+GENERATED_PAGES = ("national.ipynb", "outcomes.ipynb", "prefectures/*.ipynb", "municipalities/*.ipynb")
+
+
+def stale_pages(paths: ProjectPaths) -> list[str]:
+    """Report pages in ``book/`` that the current store, code and templates would not reproduce.
+
+    A page is current when the reports stage itself would skip it (:func:`kofukin.runner.manifest.is_current`):
+    the runner's manifest says its last run succeeded with the input hash the page gets now, for one of the
+    store's fiscal years. Every other page is stale — left by a reports run that was killed after the store
+    changed (so the book mixes two stores), not re-run after an ingest or a code change, or unknown to the
+    manifest. ``kofukin site`` refuses to publish stale pages under the current data's banner and checksums.
+    """
+    from kofukin.runner.jobs import file_digest, input_hash
+    from kofukin.runner.manifest import entity_states, is_current, read_manifest
+
+    pages = sorted({p for pattern in GENERATED_PAGES for p in paths.book.glob(pattern) if p.is_file()})
+    if not pages or not (paths.processed / MANIFEST).exists():
+        return [p.relative_to(paths.root).as_posix() for p in pages]
+    manifest = json.loads((paths.processed / MANIFEST).read_text(encoding="utf-8"))
+    expected: dict[Path, list] = {}
+    for year in manifest.get("years", []):
+        for job in report_jobs(paths, Selection(all=True), year):
+            expected.setdefault(job.output.resolve(), []).append(job)
+    states = entity_states(read_manifest(paths.book / "_manifest" / "runs.jsonl"))
+    extra = {"store": store_hash(paths.processed), "code": code_hash()}
+    digests = {t: file_digest(t) for t in {j.template.resolve() for jobs in expected.values() for j in jobs}}
+
+    def current(page: Path) -> bool:
+        return any(
+            is_current(states.get(j.entity_id), input_hash(j, digests[j.template.resolve()], extra), j.output)
+            for j in expected.get(page.resolve(), [])
+        )
+
+    return [p.relative_to(paths.root).as_posix() for p in pages if not current(p)]
+
+
 @dataclass
 class StageTimer:
     """Seconds per stage, printed at the end of ``kofukin build`` and read by the benchmarks."""
