@@ -20,3 +20,24 @@ def synthetic_panel():
     from kofukin.synthetic import generate_panel
 
     return generate_panel()
+
+
+@pytest.fixture(scope="session")
+def demo_workbooks(tmp_path_factory, synthetic_panel):
+    """The bundled panel's workbooks (data/raw/demo of a fresh project), written once for the stage tests."""
+    from kofukin.synthetic import write_demo_data
+
+    target = tmp_path_factory.mktemp("workbooks") / "demo"
+    write_demo_data(target, panel=synthetic_panel)
+    return target
+
+
+@pytest.fixture(scope="session")
+def good_book(tmp_path_factory, demo_workbooks):
+    """A scratch project built by the real CLI: ``kofukin ingest``, ``kofukin reports`` for four 鳥取県
+    municipalities (with their prefecture, the national page and the outcomes chapter) and ``kofukin site``.
+
+    Shared by the interruption and reproducibility tests: each copies it before changing anything."""
+    from stage_harness import build_good_book
+
+    return build_good_book(tmp_path_factory.mktemp("good") / "book", demo_workbooks)
