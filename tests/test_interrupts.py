@@ -15,6 +15,7 @@ kill would leave. Then:
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -29,9 +30,7 @@ from kofukin.reference import load_catalogue
 from kofukin.runner.manifest import read_manifest
 from kofukin.scoring import TARGET_KEYS, add_cross_grant_columns
 from kofukin.standalone import glued_values
-from kofukin.store import TABLES, load_store, write_store
-
-pytestmark = pytest.mark.slow
+from kofukin.store import TABLES, load_store, staging_dir, sweep_staging, write_store
 
 
 def _staging_with_files(parent: Path, name: str) -> Path | None:
@@ -45,6 +44,7 @@ def _staging_with_files(parent: Path, name: str) -> Path | None:
     return None
 
 
+@pytest.mark.slow
 def test_killed_ingest_leaves_the_store_and_the_next_run_completes(good_book, tmp_path):
     """Killed while writing the new store into its staging directory: readers keep the old store whole."""
     paths = good_book.copy(tmp_path / "book")
@@ -113,6 +113,7 @@ def _award_an_item_to_everyone(processed: Path, year: str = "R8") -> str:
     return str(item["item_id"])
 
 
+@pytest.mark.slow
 def test_killed_reports_keep_every_page_whole_and_the_next_run_completes(good_book, tmp_path):
     """Killed with some pages of a new store written and a kernel busy with the next: every page is whole,
     the untouched ones byte-identical, no kernel is orphaned, the mixed book is not published, and the next
@@ -191,6 +192,7 @@ def _staged_html(build: Path) -> list[Path]:
 ADDED = "この一文は、中断されたビルドの次のビルドで現れます。"
 
 
+@pytest.mark.slow
 def test_killed_site_build_leaves_the_site_and_the_next_build_completes(good_book, tmp_path):
     """Killed while Sphinx writes pages into the staging directory: the published site is untouched."""
     paths = good_book.copy(tmp_path / "book")
@@ -220,3 +222,24 @@ def test_killed_site_build_leaves_the_site_and_the_next_build_completes(good_boo
     assert not list(paths.build.glob(".site.tmp-*")), "the next build swept the killed build's staging"
     pages = {p for p in h.tree_digest(html) if p.endswith(".html") and not p.startswith("pagefind/")}
     assert pages == {p for p in good_book.site if p.endswith(".html") and not p.startswith("pagefind/")}
+
+
+def test_staging_of_dead_processes_is_swept_and_live_ones_are_kept(tmp_path):
+    """The sweep tells a killed run's staging (its process is gone) from a live run's, by the pid in the name."""
+    target = tmp_path / "processed"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f".processed.tmp-{gone.pid}-abc_123"
+    live = tmp_path / f".processed.tmp-{os.getpid()}-def456"
+    legacy = tmp_path / ".processed.tmp-x1y2z3"  # named before pids were: owner unknown, left alone
+    other = tmp_path / f".exports.tmp-{gone.pid}-abc123"  # another target's staging
+    for d in (dead, live, legacy, other):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "table.parquet").write_bytes(b"partial")
+    assert sweep_staging(target) == [dead]
+    assert not dead.exists() and live.exists() and legacy.exists() and other.exists()
+    fresh = staging_dir(target)
+    assert fresh.name.startswith(f".processed.tmp-{os.getpid()}-") and fresh.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [fresh.name, live.name, legacy.name, other.name]
+    )
