@@ -52,7 +52,7 @@ def make_project(root: Path, workbooks: Path) -> ProjectPaths:
 
 def cli_env(root: Path, **extra: str) -> dict[str, str]:
     """The environment of a command on ``root``: this one, the project root, one BLAS thread per process."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = dict(os.environ)
     env.update(
         KOFUKIN_ROOT=str(root),
         OPENBLAS_NUM_THREADS="1",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import re
 import shutil
 import threading
@@ -66,7 +67,8 @@ def hostile_book(tmp_path_factory, demo_workbooks, synthetic_panel) -> ProjectPa
     rows = results_rows(synthetic_panel, "R8")
     rows.loc[rows["lg_code6"] == CODE, "name"] = HOSTILE
     write_results_workbook(paths.demo_raw / results_file("R8"), "R8", rows, synthetic=True)
-    env = h.cli_env(paths.root, PYTHONPATH=str(paths.root / "src"))
+    code = [str(paths.root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = h.cli_env(paths.root, PYTHONPATH=os.pathsep.join(code))  # the copy first: it is the code under test
     h.run_cli(["ingest"], paths.root, env)
     h.run_cli(["reports", "--municipality", CODE, "--jobs", "2"], paths.root, env)
     h.run_cli(["site", "--jobs", "1"], paths.root, env)
