@@ -216,3 +216,18 @@ def test_report_cli_reuses_the_current_book_page_and_runs_other_years(book):
     r7_total = int(sub[(sub["fiscal_year"] == "R7") & (sub["lg_code6"] == code)]["grand_total"].iloc[0])
     r7_html = (paths.root / "out" / f"{code}_R7.html").read_text(encoding="utf-8")
     assert f"総合得点は<strong>{r7_total}点</strong>" in r7_html
+
+
+def test_national_page_compares_with_the_previous_year_only_when_there_is_one(book):
+    """R6 has no year before it in scope: the sentence says so instead of leaving a glue key undefined (which
+    fails the strict site build)."""
+    from kofukin.bookdata import book_data
+    from kofukin.report import national_report
+
+    paths, _ = book
+    data = book_data(paths.processed)
+    r8, r6 = national_report("R8", data), national_report("R6", data)
+    r7_mean = round(float(data.panel.loc[data.panel["fiscal_year"] == "R7", "grand_total"].mean()), 1)
+    assert r8.glue["prev_md"] == f"前年度（令和7年度）は{r7_mean}点でした。"
+    assert r6.glue["prev_md"] == "前年度の評価結果はこのデータにありません。"
+    assert "prev_mean_total" not in r6.glue

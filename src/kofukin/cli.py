@@ -231,11 +231,10 @@ def site(
         )
         raise typer.Exit(1)
     try:
-        res = build_site(p, jobs=jobs, pdf=pdf, pdf_workers=pdf_workers, echo=_echo)
+        build_site(p, jobs=jobs, pdf=pdf, pdf_workers=pdf_workers, echo=_echo)  # echoes its own summary
     except SiteBuildError as e:
         err.print(str(e), markup=False, highlight=False)
         raise typer.Exit(1) from None
-    _echo(res.summary())
 
 
 @app.command()

@@ -358,8 +358,7 @@ def build(paths: ProjectPaths, *, workers: int, seed: int, echo=print) -> StageT
     ):
         echo("site: 変更なし（スキップ）")
     else:
-        site = timer.run("site", build_site, paths, jobs=workers, echo=echo)
-        echo(site.summary())
+        timer.run("site", build_site, paths, jobs=workers, echo=echo)  # it echoes its own summary
         stamp_file.write_text(stamp)
     echo(
         f"完成：{paths.build / 'html' / 'index.html'} をブラウザで開いてください（検索は `python -m kofukin.site serve` で）。"

@@ -387,8 +387,10 @@ def national_report(year: str, data: BookData | None = None) -> Report:
         int(top["grand_total"]),
     )
     g["domains_md"] = narrative.md(ns.sentence_ja)
+    g["prev_md"] = "前年度の評価結果はこのデータにありません。"  # R6, or a store without the year before
     if head["prev_mean"] is not None:
         g["prev_mean_total"] = round(head["prev_mean"], 1)
+        g["prev_md"] = f"前年度（{narrative.year_ja(head['prev_year'])}）は{g['prev_mean_total']}点でした。"
     rep.tables["mhlw"] = ns.mhlw_table()
     pan = data.panel[data.panel["fiscal_year"] == year]
     rep.tables["top10"] = pan.nlargest(10, "grand_total", keep="all")[

@@ -47,6 +47,9 @@ def prepare_notebook(job: ReportJob) -> NotebookNode:
     nb = remove_error_markers(nb)
     index = _injected_index(nb)
     nb.cells[index].metadata["tags"].append("remove-cell")
+    nb.cells[index]["id"] = (
+        "injected-parameters"  # fixed ids: two runs of the same inputs write the same bytes
+    )
     nb.cells.insert(index + 1, parameters_cell(job.parameters))
     if job.title is not None:
         set_title(nb, job.title)
@@ -90,7 +93,7 @@ def parameters_cell(parameters: Mapping[str, Any]) -> NotebookNode:
         "</table>",
         "</div>",
     ]
-    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines), id="parameters-box")
     cell.metadata["tags"] = [BOX_TAG]
     return cell
 
