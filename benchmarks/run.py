@@ -237,35 +237,77 @@ def scaling(jobs: int, full: dict[str, float]) -> list[str]:
     return rows
 
 
+@dataclass
+class Results:
+    """What has been measured so far; printed and written to results.md after every step, so an interrupted
+    run still leaves its figures."""
+
+    jobs: int
+    started: datetime
+    load0: float
+    targets: list[Target]
+    stages: dict[str, float]
+    scale_rows: list[str]
+    runner_text: str = ""
+
+    def add(self, target: Target) -> None:
+        self.targets.append(target)
+        print(target.row(), flush=True)
+        self.write()
+
+    def write(self) -> None:
+        lines = [
+            "# Benchmarks",
+            "",
+            f"Run {self.started:%Y-%m-%d %H:%M} UTC on {platform.node()}: **{os.cpu_count()} cores**, "
+            f"{psutil.virtual_memory().total / 1e9:.0f} GB RAM, Python {platform.python_version()}, "
+            f"`--jobs {self.jobs}`. Load average (1 min) at start {self.load0:.1f}, when written "
+            f"{os.getloadavg()[0]:.1f} — the machine is shared: compare ratios measured in one run.",
+            "",
+            "| target | measured | goal | result | note |",
+            "| --- | --- | --- | --- | --- |",
+            *(t.row() for t in self.targets),
+        ]
+        if self.stages:
+            lines += ["", "## Full build, seconds per stage", "", "| stage | seconds |", "| --- | --- |"]
+            lines += [f"| {k} | {v:,.1f} |" for k, v in self.stages.items()]
+        if self.scale_rows:
+            lines += ["", "## Scaling", "", *self.scale_rows]
+        if self.runner_text:
+            lines += [
+                "",
+                "## Reports: warm-kernel runner vs. a plain papermill CLI loop (same template, same sample)",
+                "",
+                "```",
+                self.runner_text,
+                "```",
+            ]
+        RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="skip the full build, rebuilds and scaling")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
-    started = datetime.now(UTC)
-    load0 = os.getloadavg()
+    res = Results(args.jobs, datetime.now(UTC), os.getloadavg()[0], [], {}, [])
     log: list[str] = []
     root = clone(WORK / "book")
     print(f"scratch project: {root}", flush=True)
     kofukin(root, "demo-data")
 
-    targets: list[Target] = []
-    stages: dict[str, float] = {}
     if not args.quick:
         print("full build …", flush=True)
-        stages, total, peak = full_build(root, args.jobs, log)  # demo data exists already: not rebuilt
-        targets.append(Target("full build: ingest + 1,790 reports + export + site", total, "s", 600))
-        targets.append(Target("peak memory of the full build (process tree)", peak, "GB", 4))
-        print("no-change rebuild …", flush=True)
-        targets.append(Target("rebuild, nothing changed", rebuild(root, args.jobs), "s", 30))
-        print("chapter edit …", flush=True)
-        targets.append(Target(f"rebuild after editing {CHAPTER}", chapter_edit(root, args.jobs), "s", 30))
+        res.stages, total, peak = full_build(root, args.jobs, log)  # demo data exists already: not rebuilt
+        res.add(Target("full build: ingest + 1,790 reports + export + site", total, "s", 600))
+        res.add(Target("peak memory of the full build (process tree)", peak, "GB", 4))
+        res.add(Target("rebuild, nothing changed", rebuild(root, args.jobs), "s", 30))
+        res.add(Target(f"rebuild after editing {CHAPTER}", chapter_edit(root, args.jobs), "s", 30))
     else:
         kofukin(root, "ingest")
-    print("kofukin report …", flush=True)
     rt = report_times(root)
-    book_note = "(book page current: {:.1f} s)"
-    targets.append(
+    book_note = "book page current: {:.1f} s" if not args.quick else "no book built (--quick)"
+    res.add(
         Target(
             "`kofukin report` HTML, kernel run",
             rt["cold_html"],
@@ -274,7 +316,7 @@ def main() -> None:
             note=book_note.format(rt["book_html"]),
         )
     )
-    targets.append(
+    res.add(
         Target(
             "`kofukin report --pdf`, kernel run",
             rt["cold_pdf"],
@@ -283,42 +325,15 @@ def main() -> None:
             note=book_note.format(rt["book_pdf"]),
         )
     )
-    print("ingest …", flush=True)
-    targets.append(Target("ingest, three years (median of 3)", ingest_median(root), "s", 60))
-    print("runner vs papermill …", flush=True)
-    runner_text, ratio = runner_vs_papermill(root)
-    targets.append(Target("reports: runner vs papermill CLI loop", ratio, "×", 10, higher_is_better=True))
-    scale_rows = [] if args.quick else (print("scaling …", flush=True) or scaling(args.jobs, stages))
-
-    load1 = os.getloadavg()
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Run {started:%Y-%m-%d %H:%M} UTC on {platform.node()}: **{os.cpu_count()} cores**, "
-        f"{psutil.virtual_memory().total / 1e9:.0f} GB RAM, Python {platform.python_version()}, "
-        f"`--jobs {args.jobs}`. Load average at start {load0[0]:.1f}, at end {load1[0]:.1f} — the machine is "
-        "shared: compare ratios measured in one run.",
-        "",
-        "| target | measured | goal | result | note |",
-        "| --- | --- | --- | --- | --- |",
-        *(t.row() for t in targets),
-    ]
-    if stages:
-        lines += ["", "## Full build, seconds per stage", "", "| stage | seconds |", "| --- | --- |"]
-        lines += [f"| {k} | {v:,.1f} |" for k, v in stages.items()]
-    if scale_rows:
-        lines += ["", "## Scaling", "", *scale_rows]
-    lines += [
-        "",
-        "## Reports: warm-kernel runner vs. a plain papermill CLI loop (same template, same sample)",
-        "",
-        "```",
-        runner_text,
-        "```",
-    ]
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-    failed = [t.name for t in targets if t.passed is False]
+    res.add(Target("ingest, three years (median of 3)", ingest_median(root), "s", 60))
+    res.runner_text, ratio = runner_vs_papermill(root)
+    res.add(Target("reports: runner vs papermill CLI loop", ratio, "×", 10, higher_is_better=True))
+    if not args.quick:
+        print("scaling …", flush=True)
+        res.scale_rows = scaling(args.jobs, res.stages)
+        res.write()
+    print(RESULTS.read_text(encoding="utf-8"))
+    failed = [t.name for t in res.targets if t.passed is False]
     if failed:
         print(f"\n{len(failed)} target(s) missed: " + "; ".join(failed), file=sys.stderr)
 
