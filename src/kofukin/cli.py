@@ -34,8 +34,13 @@ def demo_data(
     """合成データ: write the synthetic R6–R8 workbooks in MHLW's layout and print the calibration table."""
     from kofukin.synthetic import write_demo_data
 
-    target = out_dir or project_paths().demo_raw
+    paths = project_paths()
+    target = out_dir or paths.demo_raw
     report = write_demo_data(target, seed=seed)
+    if target == paths.demo_raw:  # the book's own demo data: `kofukin build` need not write it again
+        from kofukin.pipeline import write_demo_stamp
+
+        write_demo_stamp(paths, seed)
     if not quiet:
         out.print(report.to_string())
 
