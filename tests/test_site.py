@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from kofukin import site, sphinx_ext, toc
+from kofukin.export import write_tables
 from kofukin.paths import SOURCE_ROOT, ProjectPaths
 from kofukin.reference import load_master, load_prefectures
 
@@ -238,6 +240,58 @@ def test_chapters_use_no_dollar_math_and_no_remote_resources():
         assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']https?://""", text), md.name
 
 
+# --- downloads ----------------------------------------------------------------------------------------------
+
+
+def _export(out: Path, n: int) -> None:
+    peers = pd.DataFrame(
+        {"fiscal_year": ["R8"] * n, "of_lg_code6": ["011002"] * n, "lg_code6": ["012025"] * n}
+    )
+    coef = pd.DataFrame({"term": ["a", "b"], "estimate": [0.5, n / 3]})
+    write_tables({"peers": peers, "regression_coefficients": coef}, out, synthetic_years=["R8"], years=["R8"])
+
+
+def test_downloads_zip_every_table_with_identical_bytes_and_reuse_the_zips(tmp_path):
+    exports, cache = tmp_path / "exports", tmp_path / "cache"
+    _export(exports, 3)
+    downloads = sphinx_ext.prepare_downloads(exports, cache)
+    zipped = {d.source.name: d.path for d in downloads if d.zipped}
+    tables = sorted(f.name for f in exports.glob("*.csv") if not f.stem.startswith("columns"))
+    assert (
+        sorted(zipped)
+        == tables
+        == [
+            "peers.csv",
+            "peers_excel.csv",
+            "regression_coefficients.csv",
+            "regression_coefficients_excel.csv",
+        ]
+    )
+    for name, path in zipped.items():
+        assert path.name == name.replace(".csv", ".zip")
+        with zipfile.ZipFile(path) as zf:
+            assert zf.namelist() == [name]
+            assert zf.read(name) == (exports / name).read_bytes(), name
+    plain = sorted(d.path.name for d in downloads if not d.zipped)
+    assert plain == ["README.txt", "columns.csv", "columns_excel.csv", "export_manifest.json"]
+    assert all(d.path.parent == exports for d in downloads if not d.zipped)
+
+    inodes = {n: p.stat().st_ino for n, p in zipped.items()}
+    sphinx_ext.prepare_downloads(exports, cache)
+    assert {n: p.stat().st_ino for n, p in zipped.items()} == inodes, "unchanged tables are not zipped again"
+
+    published = tmp_path / "site"
+    site_zip = sphinx_ext.publish_downloads(downloads, published)
+    old_peers = (published / "peers.zip").read_bytes()
+    _export(exports, 4)  # new peers rows; the regression table changes too (n / 3)
+    again = sphinx_ext.prepare_downloads(exports, cache)
+    assert {d.path.name: d.path.stat().st_ino for d in again if d.zipped}["peers.zip"] != inodes["peers.csv"]
+    assert (published / "peers.zip").read_bytes() == old_peers, "a published ZIP is never rewritten in place"
+    with zipfile.ZipFile(cache / "peers.zip") as zf:
+        assert zf.read("peers.csv") == (exports / "peers.csv").read_bytes()
+    assert len(site_zip) == len(downloads)
+
+
 # --- a real build (slow) ------------------------------------------------------------------------------------
 
 
@@ -261,13 +315,14 @@ def test_build_writes_a_complete_site(built):
         "book/prefectures/11.html",
         "book/municipalities/112194.html",
         "pagefind/pagefind-ui.js",
-        "downloads/scores_R8.csv",
+        "downloads/scores_R8.zip",
         "_static/fonts/ipaexg.ttf",
         "_static/kofukin.css",
     ):
         assert (html / rel).exists(), rel
     assert not (html / "searchindex.js").exists(), "Sphinx's own index is off; Pagefind searches"
     assert not list(paths.build.glob(".site.tmp-*")), "the staging directory is removed"
+    assert not (html / "downloads/scores_R8.csv").exists(), "tables are published zipped only"
     log = result.log.read_text(encoding="utf-8")
     assert "WARNING" not in log and "build succeeded" in log
 

@@ -13,8 +13,9 @@ without saying so:
   the browser, so compounds such as 人口減少率 are never found); ``search.html`` is rendered from
   ``book/_templates/search.html`` with Pagefind's UI, and each page's article is marked ``data-pagefind-body``
   so that the sidebar (which lists sibling municipalities) does not make every page match every name;
-* **downloads** — ``{kofukin-downloads}`` lists ``data/exports/`` and the files are copied to
-  ``<html>/downloads/`` when the build finishes;
+* **downloads** — ``{kofukin-downloads}`` lists ``data/exports/``; each table is published as a ZIP in
+  ``<html>/downloads/`` (made once per export, :func:`prepare_downloads`), the small files that describe the
+  tables as they are;
 * **PDF links** — with ``kofukin_pdf_links = True`` each municipality page links to ``<html>/pdf/<code>.pdf``
   (written after the HTML build by :mod:`kofukin.pdf`; :func:`kofukin.site.build_site` sets the flag only
   when it will write them, so the link is never dead);
@@ -33,6 +34,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,8 @@ YEAR_ORDER = ("R6", "R7", "R8")
 MUNICIPALITY_PAGE = re.compile(r"^book/municipalities/(\d{6})$")
 PREFECTURE_PAGE = re.compile(r"^book/prefectures/(\d{2})$")
 DOWNLOAD_SUFFIXES = (".csv", ".txt", ".xlsx", ".parquet", ".zip", ".json")
+# CSV files of the export that describe the tables rather than hold data: small, published as they are.
+PLAIN_TABLES = frozenset({"columns", "columns_excel"})
 FONT_NAME = "ipaexg.ttf"
 
 
@@ -253,6 +257,8 @@ def _on_builder_inited(app: Sphinx) -> None:
     if app.builder.format == "html" and hasattr(app.builder, "search"):
         # Pagefind indexes the finished site instead; this also saves the TinySegmenter pass over every page.
         app.builder.search = False
+    if app.builder.format == "html":
+        _downloads(app)  # zip the exports now, in the main process: parallel readers inherit the result
 
 
 def _collect_search_page(app: Sphinx) -> list[tuple[str, dict, str]]:
@@ -399,7 +405,7 @@ def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
     out = Path(app.outdir)
-    copy_downloads(ProjectPaths(_root(app)).exports, out / "downloads")
+    publish_downloads(_downloads(app), out / "downloads")
     font = bundled_font()
     if font is not None:
         fonts = out / "_static" / "fonts"
@@ -420,19 +426,147 @@ def bundled_font() -> Path | None:
     return path if path.exists() else None
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Downloads: the export tables as ZIP files, made once per export and reused by every site build
+
+
 def export_files(exports: Path) -> list[Path]:
     if not exports.is_dir():
         return []
     return sorted(p for p in exports.iterdir() if p.is_file() and p.suffix in DOWNLOAD_SUFFIXES)
 
 
-def copy_downloads(exports: Path, target: Path) -> list[Path]:
-    """Copy the export files into the site (``<html>/downloads/``); returns the copies."""
+def is_table(path: Path) -> bool:
+    """An export table (zipped for download), as opposed to the small files that describe the tables."""
+    return path.suffix == ".csv" and path.stem not in PLAIN_TABLES
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file of ``<html>/downloads/``: ``path`` is what is published, ``source`` the export file it holds."""
+
+    path: Path
+    source: Path
+
+    @property
+    def zipped(self) -> bool:
+        return self.path != self.source
+
+
+def downloads_cache(root: Path) -> Path:
+    """Where the ZIP files are kept between builds (outside the site, which is replaced by every build)."""
+    return ProjectPaths(root).build / ".downloads"
+
+
+def prepare_downloads(exports: Path, cache: Path) -> list[Download]:
+    """The downloads of the site: every export table zipped, the files that describe them as they are.
+
+    The tables are 180 MB of CSV (UTF-8 and Excel versions of each); zipped they are about 14 MB, which keeps
+    the site small and every site build from copying them. A ZIP is rebuilt only when its table's SHA-256
+    (from ``export_manifest.json``, else computed) differs from the one it was made from, and it is written
+    to a new file and renamed into place, never rewritten in place: published sites hard-link it.
+    ``kofukin export``'s files in ``data/exports/`` are left exactly as they are.
+    """
     files = export_files(exports)
-    if not files:
+    tables = [f for f in files if is_table(f)]
+    if not tables:
+        return [Download(f, f) for f in files]
+    cache.mkdir(parents=True, exist_ok=True)
+    index_path = cache / "index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    known = export_manifest(exports).get("sha256", {})
+    todo: list[tuple[Path, Path, str]] = []
+    fresh: dict[str, str] = {}
+    for f in tables:
+        target = cache / f"{f.stem}.zip"
+        digest = known.get(f.name) or _sha256(f)
+        fresh[target.name] = digest
+        if index.get(target.name) != digest or not target.exists():
+            todo.append((f, target, digest))
+    if todo:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            list(pool.map(lambda job: _write_zip(job[0], job[1]), todo))  # zlib releases the GIL
+    for stale in cache.glob("*.zip"):
+        if stale.name not in fresh:
+            stale.unlink()
+    if fresh != index:
+        tmp = index_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(fresh, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, index_path)
+    return [Download(cache / f"{f.stem}.zip", f) if is_table(f) else Download(f, f) for f in files]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_zip(src: Path, target: Path) -> None:
+    """``target`` holds ``src`` under its own name, with its modification time; written beside, then renamed."""
+    import time
+    import zipfile
+
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    stamp = time.localtime(max(src.stat().st_mtime, 315532800))  # ZIP dates start in 1980
+    info = zipfile.ZipInfo(src.name, date_time=stamp[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    try:
+        with zipfile.ZipFile(tmp, "w", compresslevel=6) as zf, src.open("rb") as f, zf.open(info, "w") as w:
+            shutil.copyfileobj(f, w, 1 << 20)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _downloads(app: Sphinx) -> list[Download]:
+    """The downloads of this build, prepared once per build (in the main process, before reading)."""
+    cached = getattr(app, "_kofukin_downloads", None)
+    if cached is None:
+        root = _root(app)
+        cached = prepare_downloads(ProjectPaths(root).exports, downloads_cache(root))
+        app._kofukin_downloads = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def publish_downloads(downloads: list[Download], target: Path) -> list[Path]:
+    """Put the downloads into the site (``<html>/downloads/``) as hard links (copies across file systems).
+
+    Files of earlier builds that are no longer offered (the plain CSVs of older sites, a dropped table) are
+    removed. Returns the published files.
+    """
+    if not downloads:
+        if target.is_dir():
+            shutil.rmtree(target)
         return []
     target.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copy2(f, target / f.name)) for f in files]
+    out = []
+    for d in downloads:
+        dst = target / d.path.name
+        if dst.exists():
+            if os.path.samefile(dst, d.path):
+                out.append(dst)
+                continue
+            dst.unlink()
+        try:
+            os.link(d.path, dst)
+        except OSError:
+            shutil.copy2(d.path, dst)
+        out.append(dst)
+    names = {p.name for p in out}
+    for stale in target.iterdir():
+        if stale.name not in names:
+            stale.unlink()
+    return out
 
 
 # Pages using the directives below show build-time facts, so they are re-read on every build.
@@ -605,7 +739,7 @@ def export_manifest(exports: Path) -> dict:
 
 
 class DownloadsDirective(SphinxDirective):
-    """``{kofukin-downloads}``: the CSV exports, one row per table with its UTF-8 and Excel files.
+    """``{kofukin-downloads}``: the export tables, one row per table with its UTF-8 and Excel files (zipped).
 
     Row counts come from ``export_manifest.json`` when the export wrote one (the tables run to 100 MB; counting
     lines at every build would be wasted time); files that are not a table pair are listed after the table.
@@ -616,33 +750,39 @@ class DownloadsDirective(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         _dynamic_docs(self.env).add(self.env.docname)
         exports = ProjectPaths(_root(self.env.app)).exports
-        files = export_files(exports)
-        if not files:
+        downloads = _downloads(self.env.app)
+        if not downloads:
             return [
                 nodes.paragraph(
                     text="このビルドにはダウンロード用ファイルがありません（`kofukin export` で作成されます）。"
                 )
             ]
         prefix = "../" * self.env.docname.count("/")
-        by_name = {f.name: f for f in files}
+        by_name = {d.source.name: d for d in downloads}
         rows_of = export_manifest(exports).get("rows", {})
 
-        def link(f: Path) -> nodes.Node:
+        def link(d: Download) -> nodes.Node:
             para = nodes.inline()
-            para += nodes.reference("", f.name, refuri=f"{prefix}downloads/{f.name}", internal=False)
-            para += nodes.Text(f"（{_size(f.stat().st_size)}）")
+            para += nodes.reference(
+                "", d.path.name, refuri=f"{prefix}downloads/{d.path.name}", internal=False
+            )
+            size = _size(d.path.stat().st_size)
+            if d.zipped:
+                para += nodes.Text(f"（ZIP {size}、展開後 {_size(d.source.stat().st_size)}）")
+            else:
+                para += nodes.Text(f"（{size}）")
             return para
 
         tables = sorted(
-            f.stem
-            for f in files
-            if f.suffix == ".csv" and not f.stem.endswith(EXCEL_SUFFIX) and f.stem != "columns"
+            d.source.stem
+            for d in downloads
+            if d.source.suffix == ".csv" and not d.source.stem.endswith(EXCEL_SUFFIX) and is_table(d.source)
         )
         used: set[str] = set()
         rows: list[list[Cell]] = []
         for name in tables:
             plain, excel = by_name[f"{name}.csv"], by_name.get(f"{name}{EXCEL_SUFFIX}.csv")
-            used |= {plain.name, excel.name if excel else ""}
+            used |= {plain.source.name, excel.source.name if excel else ""}
             n = rows_of.get(name)
             about: list[nodes.Node | str] = [nodes.strong(text=name)]
             if name in EXPORT_TABLES_JA:
@@ -650,18 +790,18 @@ class DownloadsDirective(SphinxDirective):
             rows.append(
                 [
                     about,
-                    f"{n:,}" if isinstance(n, int) else _n_rows(plain),
+                    f"{n:,}" if isinstance(n, int) else _n_rows(plain.source),
                     [link(plain), link(excel)] if excel else [link(plain)],
                 ]
             )
         out: list[nodes.Node] = []
         if rows:
             out.append(_table(["表と内容", "行数", "ファイル（UTF-8 版／Excel 版）"], rows, [55, 10, 35]))
-        rest = [f for f in files if f.name not in used]
+        rest = [d for d in downloads if d.source.name not in used]
         if rest:
             items = nodes.bullet_list()
-            for f in rest:
-                items += nodes.list_item("", nodes.paragraph("", "", link(f)))
+            for d in rest:
+                items += nodes.list_item("", nodes.paragraph("", "", link(d)))
             out += [nodes.paragraph(text="その他のファイル（説明、列名の対応表、チェックサム）："), items]
         return out
 
