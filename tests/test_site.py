@@ -191,7 +191,11 @@ def test_attribution_follows_the_public_data_licence():
 def test_footer_carries_code_version_and_a_data_fingerprint():
     m = _manifest({"R6": True, "R7": False})
     footer = sphinx_ext.footer_html(m, "abc123def456")
-    assert "kofukin " in footer and "git abc123def456" in footer
+    assert "kofukin " in footer and 'git <span class="kofukin-footer__commit">abc123def456</span>' in footer
+    deferred = sphinx_ext.footer_html(m, None, deferred=True)
+    assert deferred.replace(sphinx_ext.COMMIT_PLACEHOLDER, "abc123def456") == footer, (
+        "kofukin.site fills in the commit when it publishes the pages"
+    )
     assert f"データ 2 ファイル（合成: R6）指紋 sha256:{sphinx_ext.data_fingerprint(m)[:12]}" in footer
     other = _manifest({"R6": True, "R7": False})
     other["sources"][1]["sha256"] = "f" * 64
@@ -336,6 +340,11 @@ def test_every_page_carries_banner_footer_and_pagefind_body(built):
         assert "令和6年度（R6）・令和7年度（R7）の市町村別得点は" in text, page
         assert "令和8年度（R8）は厚生労働省の評価結果を加工した数値" in text, page
         assert "ビルド情報：kofukin" in text, page
+        assert sphinx_ext.COMMIT_PLACEHOLDER not in text, page
+        commit = sphinx_ext.commit_html(sphinx_ext.code_commit())
+        assert f'<span class="kofukin-footer__commit">{commit}</span>' in text, (
+            "the code's commit is filled in"
+        )
         assert text.count("data-pagefind-body") == 1, page
     facts = (html / "book/data_sources.html").read_text(encoding="utf-8")
     assert "c" * 64 in facts, "the build facts list each source's sha256"  # R8's stand-in checksum
@@ -423,7 +432,7 @@ def test_swap_failure_before_rename_leaves_site(tmp_path, monkeypatch):
         (outdir / "index.html").write_text("new", encoding="utf-8")
         return []
 
-    def broken_pagefind(html_dir: Path, log: Path) -> str:
+    def broken_pagefind(html_dir: Path, log: Path, *args) -> str:
         raise site.SiteBuildError("pagefind failed")
 
     monkeypatch.setattr(site, "run_sphinx", fake_sphinx)

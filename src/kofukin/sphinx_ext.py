@@ -16,9 +16,10 @@ without saying so:
 * **downloads** — ``{kofukin-downloads}`` lists ``data/exports/``; each table is published as a ZIP in
   ``<html>/downloads/`` (made once per export, :func:`prepare_downloads`), the small files that describe the
   tables as they are;
-* **PDF links** — with ``kofukin_pdf_links = True`` each municipality page links to ``<html>/pdf/<code>.pdf``
-  (written after the HTML build by :mod:`kofukin.pdf`; :func:`kofukin.site.build_site` sets the flag only
-  when it will write them, so the link is never dead);
+* **incremental builds** — :mod:`kofukin.site` keeps Sphinx's environment between builds; this extension
+  rewrites every page when a title or the navigation changed (:func:`nav_fingerprint`), deletes outputs of
+  pages and figures no longer in the book (:func:`prune_outputs`), re-reads pages that warned last time, and
+  can leave the footer's commit for :mod:`kofukin.site` to fill in;
 * **a Japanese font** — IPAex Gothic (from the ``matplotlib-fontja`` dependency, IPA Font License) is copied to
   ``_static/fonts/`` and used only as the last fallback, so machines and the headless PDF printer without any
   Japanese font still render text instead of empty boxes. Nothing is loaded from a CDN.
@@ -58,6 +59,9 @@ DOWNLOAD_SUFFIXES = (".csv", ".txt", ".xlsx", ".parquet", ".zip", ".json")
 # CSV files of the export that describe the tables rather than hold data: small, published as they are.
 PLAIN_TABLES = frozenset({"columns", "columns_excel"})
 FONT_NAME = "ipaexg.ttf"
+# The footer's git commit as Sphinx writes it when kofukin_defer_commit is on (see footer_html).
+COMMIT_CLASS = "kofukin-footer__commit"
+COMMIT_PLACEHOLDER = "@@kofukin-git-commit@@"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -194,9 +198,21 @@ def manifest_scalars(manifest: dict | None) -> dict[str, str]:
     }
 
 
-def footer_html(manifest: dict | None, commit: str | None) -> str:
-    """One short line of build facts for every page's footer."""
-    parts = [f"kofukin {html.escape(__version__)}", f"git {html.escape(commit or '不明')}"]
+def commit_html(commit: str | None) -> str:
+    """The footer's commit, as it is written into every page (also what :mod:`kofukin.site` substitutes)."""
+    return html.escape(commit or "不明")
+
+
+def footer_html(manifest: dict | None, commit: str | None, *, deferred: bool = False) -> str:
+    """One short line of build facts for every page's footer.
+
+    With ``deferred`` the commit is :data:`COMMIT_PLACEHOLDER`, which :mod:`kofukin.site` replaces when it
+    publishes the pages. The commit changes with every commit (and turns ``+dirty`` with the first edit of a
+    chapter); written by Sphinx it would be a configuration change that rewrites all 1,800 pages, whereas the
+    replacement is a string substitution.
+    """
+    shown = COMMIT_PLACEHOLDER if deferred else commit_html(commit)
+    parts = [f"kofukin {html.escape(__version__)}", f'git <span class="{COMMIT_CLASS}">{shown}</span>']
     rows = source_rows(manifest)
     if manifest is None:
         parts.append("データ: manifest なし")
@@ -246,7 +262,8 @@ def _on_config_inited(app: Sphinx, config: Any) -> None:
         opts["announcement"] = banner
     else:
         opts.pop("announcement", None)
-    opts["extra_footer"] = footer_html(manifest, code_commit())
+    deferred = bool(config.kofukin_defer_commit)
+    opts["extra_footer"] = footer_html(manifest, None if deferred else code_commit(), deferred=deferred)
     config.html_theme_options = opts
     app.add_css_file("kofukin.css")
     if manifest is None:
@@ -410,10 +427,23 @@ def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
     if font is not None:
         fonts = out / "_static" / "fonts"
         fonts.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(font, fonts / FONT_NAME)
+        _copy_if_changed(font, fonts / FONT_NAME)
         licence = font.parent / "IPA_Font_License_Agreement_v1.0.txt"
         if licence.exists():
-            shutil.copyfile(licence, fonts / licence.name)
+            _copy_if_changed(licence, fonts / licence.name)
+    prune_outputs(app)
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy unless ``dst`` already has the same size and mtime: an unchanged file keeps its stamp, so
+    :func:`kofukin.site.publish` can reuse the published copy instead of copying it again."""
+    s = src.stat()
+    if dst.exists():
+        d = dst.stat()
+        if (d.st_size, d.st_mtime_ns) == (s.st_size, s.st_mtime_ns):
+            return
+        dst.unlink()
+    shutil.copy2(src, dst)
 
 
 def bundled_font() -> Path | None:
@@ -569,6 +599,72 @@ def publish_downloads(downloads: list[Download], target: Path) -> list[Path]:
     return out
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Incremental builds: what Sphinx alone would get wrong when it keeps its environment between builds
+
+
+def nav_fingerprint(env: BuildEnvironment) -> str:
+    """A digest of everything one page shows of *other* pages: titles, toctrees, toc titles and labels.
+
+    Sphinx rewrites only the pages it re-read, but every page's sidebar and previous/next links show other
+    pages' titles, and ``{doc}``/``{ref}`` links show their titles and section names. When this digest
+    changes, every page is rewritten (:func:`_on_env_updated`); an edit of a chapter's body leaves it as it is.
+    """
+    h = hashlib.sha256()
+    for doc in sorted(env.found_docs):
+        title = env.titles.get(doc)
+        h.update(f"{doc}\t{title.astext() if title is not None else ''}\t".encode())
+        h.update(json.dumps(list(env.toctree_includes.get(doc, [])), ensure_ascii=False).encode())
+    site_map = getattr(env, "external_site_map", None)
+    if site_map is not None:
+        h.update(json.dumps(site_map.as_json(), ensure_ascii=False, sort_keys=True, default=str).encode())
+    for domain in ("std",):
+        data = env.domaindata.get(domain, {})
+        for key in ("labels", "anonlabels"):
+            h.update(repr(sorted(data.get(key, {}).items())).encode())
+    return h.hexdigest()
+
+
+def _on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    fingerprint = nav_fingerprint(env)
+    previous = getattr(env, "kofukin_nav_fingerprint", None)
+    env.kofukin_nav_fingerprint = fingerprint  # type: ignore[attr-defined]
+    if previous is not None and previous != fingerprint:
+        logger.info("[kofukin] titles or navigation changed: every page is rewritten")
+        return sorted(env.found_docs)
+    return []
+
+
+def prune_outputs(app: Sphinx) -> list[Path]:
+    """Delete what earlier builds wrote and this book no longer has; returns the deleted files.
+
+    Sphinx never deletes output. With its environment kept between builds, the page of a municipality
+    dropped from the book, the figures of a re-run report (named by their content) and myst-nb's copies of
+    them would otherwise stay in the output — and be published and indexed for search.
+    """
+    env = app.env
+    out = Path(app.outdir)
+    gone: list[Path] = []
+    pages = {Path(app.builder.get_outfilename(d)) for d in env.found_docs}
+    book = out / "book"
+    if book.is_dir():
+        gone += [p for p in book.rglob("*.html") if p not in pages]
+    images = {unique for _docs, unique in env.images.values()}
+    imagedir = out / getattr(app.builder, "imagedir", "_images")
+    if imagedir.is_dir():
+        gone += [p for p in imagedir.iterdir() if p.is_file() and p.name not in images]
+    executed = out.parent / "jupyter_execute"  # myst-nb's output folder: figures are read from here
+    if executed.is_dir():
+        srcdir = str(app.srcdir)
+        used = {os.path.normpath(os.path.join(srcdir, f)) for f in env.images}
+        gone += [p for p in executed.glob("*.png") if os.path.normpath(p) not in used]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    if gone:
+        logger.info("[kofukin] removed %d outputs of pages and figures no longer in the book", len(gone))
+    return gone
+
+
 # Pages using the directives below show build-time facts, so they are re-read on every build.
 def _dynamic_docs(env: BuildEnvironment) -> set[str]:
     if not hasattr(env, "kofukin_dynamic_docs"):
@@ -579,7 +675,10 @@ def _dynamic_docs(env: BuildEnvironment) -> set[str]:
 def _on_env_get_outdated(
     app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set
 ) -> list[str]:
-    return sorted(d for d in _dynamic_docs(env) if d in env.all_docs)
+    """Pages with build-time facts, and those :mod:`kofukin.site` asks for (they warned in a failed build:
+    re-reading them repeats the warning instead of publishing the page unread)."""
+    forced = set(app.config.kofukin_reread_docs or ())
+    return sorted(d for d in _dynamic_docs(env) | forced if d in env.all_docs)
 
 
 def _on_env_purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
@@ -829,12 +928,38 @@ def _declare_multitoc_parallel_safe(app: Sphinx) -> None:
         ext.parallel_read_safe = True
 
 
+def _on_write_started(app: Sphinx, builder: Any) -> None:
+    _copy_mystnb_css(app)
+
+
+def _copy_mystnb_css(app: Sphinx) -> None:
+    """Put myst-nb's stylesheet into ``_static/`` before the pages are written, not after (as myst-nb does).
+
+    Sphinx appends ``?v=<checksum>`` to a stylesheet's link only if the file is already in the output. Copied
+    at the end, the first build's pages link it without the checksum and every later build's with it, so a
+    page rewritten by an incremental build would differ from the same page of a fresh build.
+    """
+    if app.builder.format != "html":
+        return
+    try:
+        from myst_nb.sphinx_ext import add_global_html_resources
+    except ImportError:  # pragma: no cover - myst-nb is what reads the notebooks
+        return
+    (Path(app.outdir) / "_static").mkdir(parents=True, exist_ok=True)
+    add_global_html_resources(app, None)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     _declare_multitoc_parallel_safe(app)
     app.add_config_value("kofukin_root", "", "env", [str])
     app.add_config_value("kofukin_pdf_links", False, "html", [bool])
     app.add_config_value("kofukin_nav_cache", True, "html", [bool])
+    # Set by kofukin.site, which keeps Sphinx's environment between builds: the footer's commit is substituted
+    # when the pages are published, and pages that warned last time are read again ("" = no rebuild on change).
+    app.add_config_value("kofukin_defer_commit", False, "html", [bool])
+    app.add_config_value("kofukin_reread_docs", [], "", [list])
     app.connect("config-inited", _on_config_inited)
+    app.connect("write-started", _on_write_started)
     app.connect("builder-inited", _on_builder_inited)
     app.connect("html-collect-pages", _collect_search_page)
     app.connect("html-page-context", _on_html_page_context_early, priority=400)  # before the theme renders
@@ -842,6 +967,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-get-outdated", _on_env_get_outdated)
     app.connect("env-purge-doc", _on_env_purge_doc)
     app.connect("env-merge-info", _on_env_merge_info)
+    app.connect("env-updated", _on_env_updated)
     app.connect("build-finished", _copy_assets)
     app.add_directive("kofukin-build-facts", BuildFactsDirective)
     app.add_directive("kofukin-downloads", DownloadsDirective)
