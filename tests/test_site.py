@@ -362,7 +362,8 @@ def test_no_page_loads_anything_from_the_web(built):
 
 @pytest.mark.slow
 def test_sidebar_cache_changes_no_byte_of_any_page(built, tmp_path):
-    """The per-prefecture sidebar cache (kofukin_toctree_html) must give exactly the theme's own HTML."""
+    """The per-prefecture sidebar cache (kofukin_toctree_html) must give exactly the theme's own HTML, and the
+    patches of myst-nb (no notebook copies, one parser for pasted Markdown) must change nothing either."""
     paths, _ = built
     other = site.make_demo_root(tmp_path / "nocache", synthetic=("R6", "R7"))
     site.build_site(other, jobs=1, nav_cache=False, echo=lambda _: None)

@@ -22,6 +22,15 @@ from kofukin.paths import ProjectPaths
 # --- pure parts -------------------------------------------------------------------------------------------
 
 
+def test_read_chunks_are_few_and_cover_every_page_in_order():
+    docs = [f"book/municipalities/{i:06d}" for i in range(1798)]
+    chunks = sphinx_ext.read_chunks(docs, 2)
+    assert len(chunks) == 8, "4 chunks per process: each returns the whole environment to be unpickled"
+    assert [d for c in chunks for d in c] == docs
+    assert max(map(len, chunks)) - min(map(len, chunks)) <= 8
+    assert sphinx_ext.read_chunks(docs[:3], 2) == [[d] for d in docs[:3]]
+
+
 def test_warned_docs_names_the_pages_or_gives_up(tmp_path):
     root = tmp_path.resolve()
     lines = [

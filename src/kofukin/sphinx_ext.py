@@ -20,6 +20,12 @@ without saying so:
   rewrites every page when a title or the navigation changed (:func:`nav_fingerprint`), deletes outputs of
   pages and figures no longer in the book (:func:`prune_outputs`), re-reads pages that warned last time, and
   can leave the footer's commit for :mod:`kofukin.site` to fill in;
+* **speed** — parallel reading in fewer, larger chunks (:func:`read_chunks`), one more writer process than
+  Sphinx's ``-j`` gives, no copy of every notebook written back by myst-nb (:func:`_skip_notebook_copies`)
+  and one Markdown parser for all pasted glue instead of one per paste (:func:`_reuse_markdown_parsers`);
+* **PDF links** — with ``kofukin_pdf_links = True`` each municipality page links to ``<html>/pdf/<code>.pdf``
+  (written after the HTML build by :mod:`kofukin.pdf`; :func:`kofukin.site.build_site` sets the flag only
+  when it will write them, so the link is never dead);
 * **a Japanese font** — IPAex Gothic (from the ``matplotlib-fontja`` dependency, IPA Font License) is copied to
   ``_static/fonts/`` and used only as the last fallback, so machines and the headless PDF printer without any
   Japanese font still render text instead of empty boxes. Nothing is loaded from a CDN.
@@ -276,6 +282,8 @@ def _on_builder_inited(app: Sphinx) -> None:
         app.builder.search = False
     if app.builder.format == "html":
         _downloads(app)  # zip the exports now, in the main process: parallel readers inherit the result
+    if app.parallel > 1:
+        _install_read_chunks(app)
 
 
 def _collect_search_page(app: Sphinx) -> list[tuple[str, dict, str]]:
@@ -928,7 +936,126 @@ def _declare_multitoc_parallel_safe(app: Sphinx) -> None:
         ext.parallel_read_safe = True
 
 
+# myst-nb versions whose code was read for _skip_notebook_copies and _reuse_markdown_parsers (each patches one
+# module attribute; another version is left alone).
+MYST_NB_CHECKED = ("1.4.0",)
+
+
+class _NotebookWithoutCopy:
+    """``nbformat`` as myst-nb's Sphinx parser sees it, except that ``writes`` returns nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        import nbformat
+
+        return getattr(nbformat, name)
+
+    @staticmethod
+    def writes(nb: Any, *args: Any, **kwargs: Any) -> str:
+        return ""
+
+
+def _take_shortcuts(app: Sphinx, config: Any) -> None:
+    """Patch myst-nb where it wastes time (both patches leave every page as it was: tests/test_site.py builds
+    the stand-in book with and without them and compares every byte)."""
+    if not config.kofukin_nav_cache:
+        return  # the reference build of that test: no shortcut at all
+    _skip_notebook_copies(config)
+    _reuse_markdown_parsers()
+
+
+def _skip_notebook_copies(config: Any) -> None:
+    """Stop myst-nb from writing back a copy of every notebook it reads.
+
+    myst-nb serialises each notebook and writes it to ``jupyter_execute/<page>.ipynb`` for the theme's
+    download button, which this book does not show: 1,800 × 240 KB and ~12 ms each, a tenth of reading a
+    report page. The copies become empty files. Only for the myst-nb versions this was checked against, and
+    only while the download button is off (it would offer the copies).
+    """
+    import myst_nb
+    import myst_nb.sphinx_ as parser
+
+    options = config.html_theme_options or {}
+    if myst_nb.__version__ not in MYST_NB_CHECKED or options.get("use_download_button", True):
+        return
+    if getattr(parser, "nbformat", None).__class__ is not _NotebookWithoutCopy:
+        parser.nbformat = _NotebookWithoutCopy()  # type: ignore[assignment]
+
+
+READ_CHUNKS_PER_PROCESS = 4
+
+
+def read_chunks(
+    docnames: list[str], nproc: int, per_process: int = READ_CHUNKS_PER_PROCESS
+) -> list[list[str]]:
+    """Split the pages to read in parallel into ``nproc × per_process`` chunks of (nearly) equal size.
+
+    Each chunk is read in a forked process that sends back its *whole* environment — everything merged before
+    the fork included — and the main process unpickles it. Sphinx's own chunking (√(n/nproc × 10) pages, 20
+    chunks for 1,800 pages) therefore unpickles the growing environment 20 times, ~150 MB of docutils nodes; 8
+    chunks halve that, at the price of a longer last chunk.
+    """
+    n = max(1, nproc * per_process)
+    size = max(1, -(-len(docnames) // n))
+    return [docnames[i : i + size] for i in range(0, len(docnames), size)]
+
+
+def _install_read_chunks(app: Sphinx) -> None:
+    """Use :func:`read_chunks` for Sphinx's parallel *reading* (its writing keeps Sphinx's chunks)."""
+    import sphinx.builders as builders
+    from sphinx.util.build_phase import BuildPhase
+
+    original = getattr(builders.make_chunks, "_kofukin_original", builders.make_chunks)
+
+    def make_chunks(arguments: Any, nproc: int, maxbatch: int = 10) -> list[Any]:
+        if app.phase != BuildPhase.READING:
+            return original(arguments, nproc, maxbatch)
+        return read_chunks(list(arguments), nproc)
+
+    make_chunks._kofukin_original = original  # type: ignore[attr-defined]
+    builders.make_chunks = make_chunks
+
+
+def _reuse_markdown_parsers() -> None:
+    """Build myst-nb's CommonMark (and GFM) parser for pasted Markdown once, not once per paste.
+
+    Every ``{glue:md}`` paste (seven on a municipality page) makes a new Markdown parser in myst-nb — ~3 ms,
+    a tenth of reading a report page. The parser is only used to tokenise the pasted text (the page's own
+    renderer renders the tokens) and keeps no state between parses, so one per configuration serves all.
+    Only the two isolated configurations myst-nb creates for pastes are cached.
+    """
+    import myst_nb
+    import myst_nb.core.render as render
+    from myst_parser.config.main import MdParserConfig
+
+    if myst_nb.__version__ not in MYST_NB_CHECKED:
+        return
+    original = getattr(render.create_md_parser, "_kofukin_original", render.create_md_parser)
+    isolated = (MdParserConfig(commonmark_only=True), MdParserConfig(gfm_only=True))
+    parsers: dict[tuple[int, type], Any] = {}
+
+    def create_md_parser(config: MdParserConfig, renderer: Any) -> Any:
+        for i, kind in enumerate(isolated):
+            if config == kind:
+                key = (i, renderer)
+                if key not in parsers:
+                    parsers[key] = original(config, renderer)
+                return parsers[key]
+        return original(config, renderer)
+
+    create_md_parser._kofukin_original = original  # type: ignore[attr-defined]
+    render.create_md_parser = create_md_parser
+
+
 def _on_write_started(app: Sphinx, builder: Any) -> None:
+    """Write with ``kofukin_write_workers`` processes besides the main one (Sphinx's ``-j N`` uses N − 1).
+
+    In Sphinx's parallel write the main process unpickles and resolves every doctree and hands them to the
+    workers, which render the pages; with ``-j 2`` a single worker renders while the main process waits for
+    it most of the time, so one of two cores idles.
+    """
+    workers = int(app.config.kofukin_write_workers or 0)
+    if workers > 0 and app.parallel > 1:
+        app.parallel = workers + 1
     _copy_mystnb_css(app)
 
 
@@ -958,7 +1085,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # when the pages are published, and pages that warned last time are read again ("" = no rebuild on change).
     app.add_config_value("kofukin_defer_commit", False, "html", [bool])
     app.add_config_value("kofukin_reread_docs", [], "", [list])
+    app.add_config_value("kofukin_write_workers", 0, "", [int])
     app.connect("config-inited", _on_config_inited)
+    app.connect("config-inited", _take_shortcuts)
     app.connect("write-started", _on_write_started)
     app.connect("builder-inited", _on_builder_inited)
     app.connect("html-collect-pages", _collect_search_page)
