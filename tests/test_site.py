@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from kofukin import site, sphinx_ext, toc
+from kofukin.export import write_tables
 from kofukin.paths import SOURCE_ROOT, ProjectPaths
 from kofukin.reference import load_master, load_prefectures
 
@@ -189,7 +191,11 @@ def test_attribution_follows_the_public_data_licence():
 def test_footer_carries_code_version_and_a_data_fingerprint():
     m = _manifest({"R6": True, "R7": False})
     footer = sphinx_ext.footer_html(m, "abc123def456")
-    assert "kofukin " in footer and "git abc123def456" in footer
+    assert "kofukin " in footer and 'git <span class="kofukin-footer__commit">abc123def456</span>' in footer
+    deferred = sphinx_ext.footer_html(m, None, deferred=True)
+    assert deferred.replace(sphinx_ext.COMMIT_PLACEHOLDER, "abc123def456") == footer, (
+        "kofukin.site fills in the commit when it publishes the pages"
+    )
     assert f"データ 2 ファイル（合成: R6）指紋 sha256:{sphinx_ext.data_fingerprint(m)[:12]}" in footer
     other = _manifest({"R6": True, "R7": False})
     other["sources"][1]["sha256"] = "f" * 64
@@ -238,6 +244,58 @@ def test_chapters_use_no_dollar_math_and_no_remote_resources():
         assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']https?://""", text), md.name
 
 
+# --- downloads ----------------------------------------------------------------------------------------------
+
+
+def _export(out: Path, n: int) -> None:
+    peers = pd.DataFrame(
+        {"fiscal_year": ["R8"] * n, "of_lg_code6": ["011002"] * n, "lg_code6": ["012025"] * n}
+    )
+    coef = pd.DataFrame({"term": ["a", "b"], "estimate": [0.5, n / 3]})
+    write_tables({"peers": peers, "regression_coefficients": coef}, out, synthetic_years=["R8"], years=["R8"])
+
+
+def test_downloads_zip_every_table_with_identical_bytes_and_reuse_the_zips(tmp_path):
+    exports, cache = tmp_path / "exports", tmp_path / "cache"
+    _export(exports, 3)
+    downloads = sphinx_ext.prepare_downloads(exports, cache)
+    zipped = {d.source.name: d.path for d in downloads if d.zipped}
+    tables = sorted(f.name for f in exports.glob("*.csv") if not f.stem.startswith("columns"))
+    assert (
+        sorted(zipped)
+        == tables
+        == [
+            "peers.csv",
+            "peers_excel.csv",
+            "regression_coefficients.csv",
+            "regression_coefficients_excel.csv",
+        ]
+    )
+    for name, path in zipped.items():
+        assert path.name == name.replace(".csv", ".zip")
+        with zipfile.ZipFile(path) as zf:
+            assert zf.namelist() == [name]
+            assert zf.read(name) == (exports / name).read_bytes(), name
+    plain = sorted(d.path.name for d in downloads if not d.zipped)
+    assert plain == ["README.txt", "columns.csv", "columns_excel.csv", "export_manifest.json"]
+    assert all(d.path.parent == exports for d in downloads if not d.zipped)
+
+    inodes = {n: p.stat().st_ino for n, p in zipped.items()}
+    sphinx_ext.prepare_downloads(exports, cache)
+    assert {n: p.stat().st_ino for n, p in zipped.items()} == inodes, "unchanged tables are not zipped again"
+
+    published = tmp_path / "site"
+    site_zip = sphinx_ext.publish_downloads(downloads, published)
+    old_peers = (published / "peers.zip").read_bytes()
+    _export(exports, 4)  # new peers rows; the regression table changes too (n / 3)
+    again = sphinx_ext.prepare_downloads(exports, cache)
+    assert {d.path.name: d.path.stat().st_ino for d in again if d.zipped}["peers.zip"] != inodes["peers.csv"]
+    assert (published / "peers.zip").read_bytes() == old_peers, "a published ZIP is never rewritten in place"
+    with zipfile.ZipFile(cache / "peers.zip") as zf:
+        assert zf.read("peers.csv") == (exports / "peers.csv").read_bytes()
+    assert len(site_zip) == len(downloads)
+
+
 # --- a real build (slow) ------------------------------------------------------------------------------------
 
 
@@ -261,13 +319,14 @@ def test_build_writes_a_complete_site(built):
         "book/prefectures/11.html",
         "book/municipalities/112194.html",
         "pagefind/pagefind-ui.js",
-        "downloads/scores_R8.csv",
+        "downloads/scores_R8.zip",
         "_static/fonts/ipaexg.ttf",
         "_static/kofukin.css",
     ):
         assert (html / rel).exists(), rel
     assert not (html / "searchindex.js").exists(), "Sphinx's own index is off; Pagefind searches"
     assert not list(paths.build.glob(".site.tmp-*")), "the staging directory is removed"
+    assert not (html / "downloads/scores_R8.csv").exists(), "tables are published zipped only"
     log = result.log.read_text(encoding="utf-8")
     assert "WARNING" not in log and "build succeeded" in log
 
@@ -281,6 +340,11 @@ def test_every_page_carries_banner_footer_and_pagefind_body(built):
         assert "令和6年度（R6）・令和7年度（R7）の市町村別得点は" in text, page
         assert "令和8年度（R8）は厚生労働省の評価結果を加工した数値" in text, page
         assert "ビルド情報：kofukin" in text, page
+        assert sphinx_ext.COMMIT_PLACEHOLDER not in text, page
+        commit = sphinx_ext.commit_html(sphinx_ext.code_commit())
+        assert f'<span class="kofukin-footer__commit">{commit}</span>' in text, (
+            "the code's commit is filled in"
+        )
         assert text.count("data-pagefind-body") == 1, page
     facts = (html / "book/data_sources.html").read_text(encoding="utf-8")
     assert "c" * 64 in facts, "the build facts list each source's sha256"  # R8's stand-in checksum
@@ -298,7 +362,8 @@ def test_no_page_loads_anything_from_the_web(built):
 
 @pytest.mark.slow
 def test_sidebar_cache_changes_no_byte_of_any_page(built, tmp_path):
-    """The per-prefecture sidebar cache (kofukin_toctree_html) must give exactly the theme's own HTML."""
+    """The per-prefecture sidebar cache (kofukin_toctree_html) must give exactly the theme's own HTML, and the
+    patches of myst-nb (no notebook copies, one parser for pasted Markdown) must change nothing either."""
     paths, _ = built
     other = site.make_demo_root(tmp_path / "nocache", synthetic=("R6", "R7"))
     site.build_site(other, jobs=1, nav_cache=False, echo=lambda _: None)
@@ -368,7 +433,7 @@ def test_swap_failure_before_rename_leaves_site(tmp_path, monkeypatch):
         (outdir / "index.html").write_text("new", encoding="utf-8")
         return []
 
-    def broken_pagefind(html_dir: Path, log: Path) -> str:
+    def broken_pagefind(html_dir: Path, log: Path, *args) -> str:
         raise site.SiteBuildError("pagefind failed")
 
     monkeypatch.setattr(site, "run_sphinx", fake_sphinx)

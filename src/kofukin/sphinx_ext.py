@@ -13,8 +13,16 @@ without saying so:
   the browser, so compounds such as 人口減少率 are never found); ``search.html`` is rendered from
   ``book/_templates/search.html`` with Pagefind's UI, and each page's article is marked ``data-pagefind-body``
   so that the sidebar (which lists sibling municipalities) does not make every page match every name;
-* **downloads** — ``{kofukin-downloads}`` lists ``data/exports/`` and the files are copied to
-  ``<html>/downloads/`` when the build finishes;
+* **downloads** — ``{kofukin-downloads}`` lists ``data/exports/``; each table is published as a ZIP in
+  ``<html>/downloads/`` (made once per export, :func:`prepare_downloads`), the small files that describe the
+  tables as they are;
+* **incremental builds** — :mod:`kofukin.site` keeps Sphinx's environment between builds; this extension
+  rewrites every page when a title or the navigation changed (:func:`nav_fingerprint`), deletes outputs of
+  pages and figures no longer in the book (:func:`prune_outputs`), re-reads pages that warned last time, and
+  can leave the footer's commit for :mod:`kofukin.site` to fill in;
+* **speed** — parallel reading in fewer, larger chunks (:func:`read_chunks`), one more writer process than
+  Sphinx's ``-j`` gives, no copy of every notebook written back by myst-nb (:func:`_skip_notebook_copies`)
+  and one Markdown parser for all pasted glue instead of one per paste (:func:`_reuse_markdown_parsers`);
 * **PDF links** — with ``kofukin_pdf_links = True`` each municipality page links to ``<html>/pdf/<code>.pdf``
   (written after the HTML build by :mod:`kofukin.pdf`; :func:`kofukin.site.build_site` sets the flag only
   when it will write them, so the link is never dead);
@@ -33,6 +41,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +62,12 @@ YEAR_ORDER = ("R6", "R7", "R8")
 MUNICIPALITY_PAGE = re.compile(r"^book/municipalities/(\d{6})$")
 PREFECTURE_PAGE = re.compile(r"^book/prefectures/(\d{2})$")
 DOWNLOAD_SUFFIXES = (".csv", ".txt", ".xlsx", ".parquet", ".zip", ".json")
+# CSV files of the export that describe the tables rather than hold data: small, published as they are.
+PLAIN_TABLES = frozenset({"columns", "columns_excel"})
 FONT_NAME = "ipaexg.ttf"
+# The footer's git commit as Sphinx writes it when kofukin_defer_commit is on (see footer_html).
+COMMIT_CLASS = "kofukin-footer__commit"
+COMMIT_PLACEHOLDER = "@@kofukin-git-commit@@"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -190,9 +204,21 @@ def manifest_scalars(manifest: dict | None) -> dict[str, str]:
     }
 
 
-def footer_html(manifest: dict | None, commit: str | None) -> str:
-    """One short line of build facts for every page's footer."""
-    parts = [f"kofukin {html.escape(__version__)}", f"git {html.escape(commit or '不明')}"]
+def commit_html(commit: str | None) -> str:
+    """The footer's commit, as it is written into every page (also what :mod:`kofukin.site` substitutes)."""
+    return html.escape(commit or "不明")
+
+
+def footer_html(manifest: dict | None, commit: str | None, *, deferred: bool = False) -> str:
+    """One short line of build facts for every page's footer.
+
+    With ``deferred`` the commit is :data:`COMMIT_PLACEHOLDER`, which :mod:`kofukin.site` replaces when it
+    publishes the pages. The commit changes with every commit (and turns ``+dirty`` with the first edit of a
+    chapter); written by Sphinx it would be a configuration change that rewrites all 1,800 pages, whereas the
+    replacement is a string substitution.
+    """
+    shown = COMMIT_PLACEHOLDER if deferred else commit_html(commit)
+    parts = [f"kofukin {html.escape(__version__)}", f'git <span class="{COMMIT_CLASS}">{shown}</span>']
     rows = source_rows(manifest)
     if manifest is None:
         parts.append("データ: manifest なし")
@@ -242,7 +268,8 @@ def _on_config_inited(app: Sphinx, config: Any) -> None:
         opts["announcement"] = banner
     else:
         opts.pop("announcement", None)
-    opts["extra_footer"] = footer_html(manifest, code_commit())
+    deferred = bool(config.kofukin_defer_commit)
+    opts["extra_footer"] = footer_html(manifest, None if deferred else code_commit(), deferred=deferred)
     config.html_theme_options = opts
     app.add_css_file("kofukin.css")
     if manifest is None:
@@ -253,6 +280,10 @@ def _on_builder_inited(app: Sphinx) -> None:
     if app.builder.format == "html" and hasattr(app.builder, "search"):
         # Pagefind indexes the finished site instead; this also saves the TinySegmenter pass over every page.
         app.builder.search = False
+    if app.builder.format == "html":
+        _downloads(app)  # zip the exports now, in the main process: parallel readers inherit the result
+    if app.parallel > 1:
+        _install_read_chunks(app)
 
 
 def _collect_search_page(app: Sphinx) -> list[tuple[str, dict, str]]:
@@ -399,15 +430,28 @@ def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
     out = Path(app.outdir)
-    copy_downloads(ProjectPaths(_root(app)).exports, out / "downloads")
+    publish_downloads(_downloads(app), out / "downloads")
     font = bundled_font()
     if font is not None:
         fonts = out / "_static" / "fonts"
         fonts.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(font, fonts / FONT_NAME)
+        _copy_if_changed(font, fonts / FONT_NAME)
         licence = font.parent / "IPA_Font_License_Agreement_v1.0.txt"
         if licence.exists():
-            shutil.copyfile(licence, fonts / licence.name)
+            _copy_if_changed(licence, fonts / licence.name)
+    prune_outputs(app)
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy unless ``dst`` already has the same size and mtime: an unchanged file keeps its stamp, so
+    :func:`kofukin.site.publish` can reuse the published copy instead of copying it again."""
+    s = src.stat()
+    if dst.exists():
+        d = dst.stat()
+        if (d.st_size, d.st_mtime_ns) == (s.st_size, s.st_mtime_ns):
+            return
+        dst.unlink()
+    shutil.copy2(src, dst)
 
 
 def bundled_font() -> Path | None:
@@ -420,19 +464,213 @@ def bundled_font() -> Path | None:
     return path if path.exists() else None
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Downloads: the export tables as ZIP files, made once per export and reused by every site build
+
+
 def export_files(exports: Path) -> list[Path]:
     if not exports.is_dir():
         return []
     return sorted(p for p in exports.iterdir() if p.is_file() and p.suffix in DOWNLOAD_SUFFIXES)
 
 
-def copy_downloads(exports: Path, target: Path) -> list[Path]:
-    """Copy the export files into the site (``<html>/downloads/``); returns the copies."""
+def is_table(path: Path) -> bool:
+    """An export table (zipped for download), as opposed to the small files that describe the tables."""
+    return path.suffix == ".csv" and path.stem not in PLAIN_TABLES
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file of ``<html>/downloads/``: ``path`` is what is published, ``source`` the export file it holds."""
+
+    path: Path
+    source: Path
+
+    @property
+    def zipped(self) -> bool:
+        return self.path != self.source
+
+
+def downloads_cache(root: Path) -> Path:
+    """Where the ZIP files are kept between builds (outside the site, which is replaced by every build)."""
+    return ProjectPaths(root).build / ".downloads"
+
+
+def prepare_downloads(exports: Path, cache: Path) -> list[Download]:
+    """The downloads of the site: every export table zipped, the files that describe them as they are.
+
+    The tables are 180 MB of CSV (UTF-8 and Excel versions of each); zipped they are about 14 MB, which keeps
+    the site small and every site build from copying them. A ZIP is rebuilt only when its table's SHA-256
+    (from ``export_manifest.json``, else computed) differs from the one it was made from, and it is written
+    to a new file and renamed into place, never rewritten in place: published sites hard-link it.
+    ``kofukin export``'s files in ``data/exports/`` are left exactly as they are.
+    """
     files = export_files(exports)
-    if not files:
+    tables = [f for f in files if is_table(f)]
+    if not tables:
+        return [Download(f, f) for f in files]
+    cache.mkdir(parents=True, exist_ok=True)
+    index_path = cache / "index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    known = export_manifest(exports).get("sha256", {})
+    todo: list[tuple[Path, Path, str]] = []
+    fresh: dict[str, str] = {}
+    for f in tables:
+        target = cache / f"{f.stem}.zip"
+        digest = known.get(f.name) or _sha256(f)
+        fresh[target.name] = digest
+        if index.get(target.name) != digest or not target.exists():
+            todo.append((f, target, digest))
+    if todo:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            list(pool.map(lambda job: _write_zip(job[0], job[1]), todo))  # zlib releases the GIL
+    for stale in cache.glob("*.zip"):
+        if stale.name not in fresh:
+            stale.unlink()
+    if fresh != index:
+        tmp = index_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(fresh, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, index_path)
+    return [Download(cache / f"{f.stem}.zip", f) if is_table(f) else Download(f, f) for f in files]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_zip(src: Path, target: Path) -> None:
+    """``target`` holds ``src`` under its own name, with its modification time; written beside, then renamed."""
+    import time
+    import zipfile
+
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    stamp = time.localtime(max(src.stat().st_mtime, 315532800))  # ZIP dates start in 1980
+    info = zipfile.ZipInfo(src.name, date_time=stamp[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    try:
+        with zipfile.ZipFile(tmp, "w", compresslevel=6) as zf, src.open("rb") as f, zf.open(info, "w") as w:
+            shutil.copyfileobj(f, w, 1 << 20)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _downloads(app: Sphinx) -> list[Download]:
+    """The downloads of this build, prepared once per build (in the main process, before reading)."""
+    cached = getattr(app, "_kofukin_downloads", None)
+    if cached is None:
+        root = _root(app)
+        cached = prepare_downloads(ProjectPaths(root).exports, downloads_cache(root))
+        app._kofukin_downloads = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def publish_downloads(downloads: list[Download], target: Path) -> list[Path]:
+    """Put the downloads into the site (``<html>/downloads/``) as hard links (copies across file systems).
+
+    Files of earlier builds that are no longer offered (the plain CSVs of older sites, a dropped table) are
+    removed. Returns the published files.
+    """
+    if not downloads:
+        if target.is_dir():
+            shutil.rmtree(target)
         return []
     target.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copy2(f, target / f.name)) for f in files]
+    out = []
+    for d in downloads:
+        dst = target / d.path.name
+        if dst.exists():
+            if os.path.samefile(dst, d.path):
+                out.append(dst)
+                continue
+            dst.unlink()
+        try:
+            os.link(d.path, dst)
+        except OSError:
+            shutil.copy2(d.path, dst)
+        out.append(dst)
+    names = {p.name for p in out}
+    for stale in target.iterdir():
+        if stale.name not in names:
+            stale.unlink()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Incremental builds: what Sphinx alone would get wrong when it keeps its environment between builds
+
+
+def nav_fingerprint(env: BuildEnvironment) -> str:
+    """A digest of everything one page shows of *other* pages: titles, toctrees, toc titles and labels.
+
+    Sphinx rewrites only the pages it re-read, but every page's sidebar and previous/next links show other
+    pages' titles, and ``{doc}``/``{ref}`` links show their titles and section names. When this digest
+    changes, every page is rewritten (:func:`_on_env_updated`); an edit of a chapter's body leaves it as it is.
+    """
+    h = hashlib.sha256()
+    for doc in sorted(env.found_docs):
+        title = env.titles.get(doc)
+        h.update(f"{doc}\t{title.astext() if title is not None else ''}\t".encode())
+        h.update(json.dumps(list(env.toctree_includes.get(doc, [])), ensure_ascii=False).encode())
+    site_map = getattr(env, "external_site_map", None)
+    if site_map is not None:
+        h.update(json.dumps(site_map.as_json(), ensure_ascii=False, sort_keys=True, default=str).encode())
+    for domain in ("std",):
+        data = env.domaindata.get(domain, {})
+        for key in ("labels", "anonlabels"):
+            h.update(repr(sorted(data.get(key, {}).items())).encode())
+    return h.hexdigest()
+
+
+def _on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    fingerprint = nav_fingerprint(env)
+    previous = getattr(env, "kofukin_nav_fingerprint", None)
+    env.kofukin_nav_fingerprint = fingerprint  # type: ignore[attr-defined]
+    if previous is not None and previous != fingerprint:
+        logger.info("[kofukin] titles or navigation changed: every page is rewritten")
+        return sorted(env.found_docs)
+    return []
+
+
+def prune_outputs(app: Sphinx) -> list[Path]:
+    """Delete what earlier builds wrote and this book no longer has; returns the deleted files.
+
+    Sphinx never deletes output. With its environment kept between builds, the page of a municipality
+    dropped from the book, the figures of a re-run report (named by their content) and myst-nb's copies of
+    them would otherwise stay in the output — and be published and indexed for search.
+    """
+    env = app.env
+    out = Path(app.outdir)
+    gone: list[Path] = []
+    pages = {Path(app.builder.get_outfilename(d)) for d in env.found_docs}
+    book = out / "book"
+    if book.is_dir():
+        gone += [p for p in book.rglob("*.html") if p not in pages]
+    images = {unique for _docs, unique in env.images.values()}
+    imagedir = out / getattr(app.builder, "imagedir", "_images")
+    if imagedir.is_dir():
+        gone += [p for p in imagedir.iterdir() if p.is_file() and p.name not in images]
+    executed = out.parent / "jupyter_execute"  # myst-nb's output folder: figures are read from here
+    if executed.is_dir():
+        srcdir = str(app.srcdir)
+        used = {os.path.normpath(os.path.join(srcdir, f)) for f in env.images}
+        gone += [p for p in executed.glob("*.png") if os.path.normpath(p) not in used]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    if gone:
+        logger.info("[kofukin] removed %d outputs of pages and figures no longer in the book", len(gone))
+    return gone
 
 
 # Pages using the directives below show build-time facts, so they are re-read on every build.
@@ -445,7 +683,10 @@ def _dynamic_docs(env: BuildEnvironment) -> set[str]:
 def _on_env_get_outdated(
     app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set
 ) -> list[str]:
-    return sorted(d for d in _dynamic_docs(env) if d in env.all_docs)
+    """Pages with build-time facts, and those :mod:`kofukin.site` asks for (they warned in a failed build:
+    re-reading them repeats the warning instead of publishing the page unread)."""
+    forced = set(app.config.kofukin_reread_docs or ())
+    return sorted(d for d in _dynamic_docs(env) | forced if d in env.all_docs)
 
 
 def _on_env_purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
@@ -605,7 +846,7 @@ def export_manifest(exports: Path) -> dict:
 
 
 class DownloadsDirective(SphinxDirective):
-    """``{kofukin-downloads}``: the CSV exports, one row per table with its UTF-8 and Excel files.
+    """``{kofukin-downloads}``: the export tables, one row per table with its UTF-8 and Excel files (zipped).
 
     Row counts come from ``export_manifest.json`` when the export wrote one (the tables run to 100 MB; counting
     lines at every build would be wasted time); files that are not a table pair are listed after the table.
@@ -616,33 +857,39 @@ class DownloadsDirective(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         _dynamic_docs(self.env).add(self.env.docname)
         exports = ProjectPaths(_root(self.env.app)).exports
-        files = export_files(exports)
-        if not files:
+        downloads = _downloads(self.env.app)
+        if not downloads:
             return [
                 nodes.paragraph(
                     text="このビルドにはダウンロード用ファイルがありません（`kofukin export` で作成されます）。"
                 )
             ]
         prefix = "../" * self.env.docname.count("/")
-        by_name = {f.name: f for f in files}
+        by_name = {d.source.name: d for d in downloads}
         rows_of = export_manifest(exports).get("rows", {})
 
-        def link(f: Path) -> nodes.Node:
+        def link(d: Download) -> nodes.Node:
             para = nodes.inline()
-            para += nodes.reference("", f.name, refuri=f"{prefix}downloads/{f.name}", internal=False)
-            para += nodes.Text(f"（{_size(f.stat().st_size)}）")
+            para += nodes.reference(
+                "", d.path.name, refuri=f"{prefix}downloads/{d.path.name}", internal=False
+            )
+            size = _size(d.path.stat().st_size)
+            if d.zipped:
+                para += nodes.Text(f"（ZIP {size}、展開後 {_size(d.source.stat().st_size)}）")
+            else:
+                para += nodes.Text(f"（{size}）")
             return para
 
         tables = sorted(
-            f.stem
-            for f in files
-            if f.suffix == ".csv" and not f.stem.endswith(EXCEL_SUFFIX) and f.stem != "columns"
+            d.source.stem
+            for d in downloads
+            if d.source.suffix == ".csv" and not d.source.stem.endswith(EXCEL_SUFFIX) and is_table(d.source)
         )
         used: set[str] = set()
         rows: list[list[Cell]] = []
         for name in tables:
             plain, excel = by_name[f"{name}.csv"], by_name.get(f"{name}{EXCEL_SUFFIX}.csv")
-            used |= {plain.name, excel.name if excel else ""}
+            used |= {plain.source.name, excel.source.name if excel else ""}
             n = rows_of.get(name)
             about: list[nodes.Node | str] = [nodes.strong(text=name)]
             if name in EXPORT_TABLES_JA:
@@ -650,18 +897,18 @@ class DownloadsDirective(SphinxDirective):
             rows.append(
                 [
                     about,
-                    f"{n:,}" if isinstance(n, int) else _n_rows(plain),
+                    f"{n:,}" if isinstance(n, int) else _n_rows(plain.source),
                     [link(plain), link(excel)] if excel else [link(plain)],
                 ]
             )
         out: list[nodes.Node] = []
         if rows:
             out.append(_table(["表と内容", "行数", "ファイル（UTF-8 版／Excel 版）"], rows, [55, 10, 35]))
-        rest = [f for f in files if f.name not in used]
+        rest = [d for d in downloads if d.source.name not in used]
         if rest:
             items = nodes.bullet_list()
-            for f in rest:
-                items += nodes.list_item("", nodes.paragraph("", "", link(f)))
+            for d in rest:
+                items += nodes.list_item("", nodes.paragraph("", "", link(d)))
             out += [nodes.paragraph(text="その他のファイル（説明、列名の対応表、チェックサム）："), items]
         return out
 
@@ -689,12 +936,159 @@ def _declare_multitoc_parallel_safe(app: Sphinx) -> None:
         ext.parallel_read_safe = True
 
 
+# myst-nb versions whose code was read for _skip_notebook_copies and _reuse_markdown_parsers (each patches one
+# module attribute; another version is left alone).
+MYST_NB_CHECKED = ("1.4.0",)
+
+
+class _NotebookWithoutCopy:
+    """``nbformat`` as myst-nb's Sphinx parser sees it, except that ``writes`` returns nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        import nbformat
+
+        return getattr(nbformat, name)
+
+    @staticmethod
+    def writes(nb: Any, *args: Any, **kwargs: Any) -> str:
+        return ""
+
+
+def _take_shortcuts(app: Sphinx, config: Any) -> None:
+    """Patch myst-nb where it wastes time (both patches leave every page as it was: tests/test_site.py builds
+    the stand-in book with and without them and compares every byte)."""
+    if not config.kofukin_nav_cache:
+        return  # the reference build of that test: no shortcut at all
+    _skip_notebook_copies(config)
+    _reuse_markdown_parsers()
+
+
+def _skip_notebook_copies(config: Any) -> None:
+    """Stop myst-nb from writing back a copy of every notebook it reads.
+
+    myst-nb serialises each notebook and writes it to ``jupyter_execute/<page>.ipynb`` for the theme's
+    download button, which this book does not show: 1,800 × 240 KB and ~12 ms each, a tenth of reading a
+    report page. The copies become empty files. Only for the myst-nb versions this was checked against, and
+    only while the download button is off (it would offer the copies).
+    """
+    import myst_nb
+    import myst_nb.sphinx_ as parser
+
+    options = config.html_theme_options or {}
+    if myst_nb.__version__ not in MYST_NB_CHECKED or options.get("use_download_button", True):
+        return
+    if getattr(parser, "nbformat", None).__class__ is not _NotebookWithoutCopy:
+        parser.nbformat = _NotebookWithoutCopy()  # type: ignore[assignment]
+
+
+READ_CHUNKS_PER_PROCESS = 4
+
+
+def read_chunks(
+    docnames: list[str], nproc: int, per_process: int = READ_CHUNKS_PER_PROCESS
+) -> list[list[str]]:
+    """Split the pages to read in parallel into ``nproc × per_process`` chunks of (nearly) equal size.
+
+    Each chunk is read in a forked process that sends back its *whole* environment — everything merged before
+    the fork included — and the main process unpickles it. Sphinx's own chunking (√(n/nproc × 10) pages, 20
+    chunks for 1,800 pages) therefore unpickles the growing environment 20 times, ~150 MB of docutils nodes; 8
+    chunks halve that, at the price of a longer last chunk.
+    """
+    n = max(1, nproc * per_process)
+    size = max(1, -(-len(docnames) // n))
+    return [docnames[i : i + size] for i in range(0, len(docnames), size)]
+
+
+def _install_read_chunks(app: Sphinx) -> None:
+    """Use :func:`read_chunks` for Sphinx's parallel *reading* (its writing keeps Sphinx's chunks)."""
+    import sphinx.builders as builders
+    from sphinx.util.build_phase import BuildPhase
+
+    original = getattr(builders.make_chunks, "_kofukin_original", builders.make_chunks)
+
+    def make_chunks(arguments: Any, nproc: int, maxbatch: int = 10) -> list[Any]:
+        if app.phase != BuildPhase.READING:
+            return original(arguments, nproc, maxbatch)
+        return read_chunks(list(arguments), nproc)
+
+    make_chunks._kofukin_original = original  # type: ignore[attr-defined]
+    builders.make_chunks = make_chunks
+
+
+def _reuse_markdown_parsers() -> None:
+    """Build myst-nb's CommonMark (and GFM) parser for pasted Markdown once, not once per paste.
+
+    Every ``{glue:md}`` paste (seven on a municipality page) makes a new Markdown parser in myst-nb — ~3 ms,
+    a tenth of reading a report page. The parser is only used to tokenise the pasted text (the page's own
+    renderer renders the tokens) and keeps no state between parses, so one per configuration serves all.
+    Only the two isolated configurations myst-nb creates for pastes are cached.
+    """
+    import myst_nb
+    import myst_nb.core.render as render
+    from myst_parser.config.main import MdParserConfig
+
+    if myst_nb.__version__ not in MYST_NB_CHECKED:
+        return
+    original = getattr(render.create_md_parser, "_kofukin_original", render.create_md_parser)
+    isolated = (MdParserConfig(commonmark_only=True), MdParserConfig(gfm_only=True))
+    parsers: dict[tuple[int, type], Any] = {}
+
+    def create_md_parser(config: MdParserConfig, renderer: Any) -> Any:
+        for i, kind in enumerate(isolated):
+            if config == kind:
+                key = (i, renderer)
+                if key not in parsers:
+                    parsers[key] = original(config, renderer)
+                return parsers[key]
+        return original(config, renderer)
+
+    create_md_parser._kofukin_original = original  # type: ignore[attr-defined]
+    render.create_md_parser = create_md_parser
+
+
+def _on_write_started(app: Sphinx, builder: Any) -> None:
+    """Write with ``kofukin_write_workers`` processes besides the main one (Sphinx's ``-j N`` uses N − 1).
+
+    In Sphinx's parallel write the main process unpickles and resolves every doctree and hands them to the
+    workers, which render the pages; with ``-j 2`` a single worker renders while the main process waits for
+    it most of the time, so one of two cores idles.
+    """
+    workers = int(app.config.kofukin_write_workers or 0)
+    if workers > 0 and app.parallel > 1:
+        app.parallel = workers + 1
+    _copy_mystnb_css(app)
+
+
+def _copy_mystnb_css(app: Sphinx) -> None:
+    """Put myst-nb's stylesheet into ``_static/`` before the pages are written, not after (as myst-nb does).
+
+    Sphinx appends ``?v=<checksum>`` to a stylesheet's link only if the file is already in the output. Copied
+    at the end, the first build's pages link it without the checksum and every later build's with it, so a
+    page rewritten by an incremental build would differ from the same page of a fresh build.
+    """
+    if app.builder.format != "html":
+        return
+    try:
+        from myst_nb.sphinx_ext import add_global_html_resources
+    except ImportError:  # pragma: no cover - myst-nb is what reads the notebooks
+        return
+    (Path(app.outdir) / "_static").mkdir(parents=True, exist_ok=True)
+    add_global_html_resources(app, None)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     _declare_multitoc_parallel_safe(app)
     app.add_config_value("kofukin_root", "", "env", [str])
     app.add_config_value("kofukin_pdf_links", False, "html", [bool])
     app.add_config_value("kofukin_nav_cache", True, "html", [bool])
+    # Set by kofukin.site, which keeps Sphinx's environment between builds: the footer's commit is substituted
+    # when the pages are published, and pages that warned last time are read again ("" = no rebuild on change).
+    app.add_config_value("kofukin_defer_commit", False, "html", [bool])
+    app.add_config_value("kofukin_reread_docs", [], "", [list])
+    app.add_config_value("kofukin_write_workers", 0, "", [int])
     app.connect("config-inited", _on_config_inited)
+    app.connect("config-inited", _take_shortcuts)
+    app.connect("write-started", _on_write_started)
     app.connect("builder-inited", _on_builder_inited)
     app.connect("html-collect-pages", _collect_search_page)
     app.connect("html-page-context", _on_html_page_context_early, priority=400)  # before the theme renders
@@ -702,6 +1096,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-get-outdated", _on_env_get_outdated)
     app.connect("env-purge-doc", _on_env_purge_doc)
     app.connect("env-merge-info", _on_env_merge_info)
+    app.connect("env-updated", _on_env_updated)
     app.connect("build-finished", _copy_assets)
     app.add_directive("kofukin-build-facts", BuildFactsDirective)
     app.add_directive("kofukin-downloads", DownloadsDirective)
