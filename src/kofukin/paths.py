@@ -6,6 +6,7 @@ benchmarks can build a small book in a temporary directory without touching the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,3 +67,13 @@ def project_paths() -> ProjectPaths:
 # Reference data always comes from the repository (it is versioned with the code), never from outside it.
 REFERENCE_DIR = SOURCE_ROOT / "data" / "reference"
 NOTEBOOKS_DIR = SOURCE_ROOT / "notebooks"
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks (workbooks, the store, exports). Here rather than in the store
+    module so the Sphinx extension can hash downloads without importing pandas and pandera."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -52,7 +52,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from kofukin import __version__
-from kofukin.paths import SOURCE_ROOT, ProjectPaths
+from kofukin.paths import SOURCE_ROOT, ProjectPaths, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -520,7 +520,7 @@ def prepare_downloads(exports: Path, cache: Path) -> list[Download]:
     fresh: dict[str, str] = {}
     for f in tables:
         target = cache / f"{f.stem}.zip"
-        digest = known.get(f.name) or _sha256(f)
+        digest = known.get(f.name) or sha256_file(f)
         fresh[target.name] = digest
         if index.get(target.name) != digest or not target.exists():
             todo.append((f, target, digest))
@@ -537,14 +537,6 @@ def prepare_downloads(exports: Path, cache: Path) -> list[Download]:
         tmp.write_text(json.dumps(fresh, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, index_path)
     return [Download(cache / f"{f.stem}.zip", f) if is_table(f) else Download(f, f) for f in files]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_zip(src: Path, target: Path) -> None:

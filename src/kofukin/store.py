@@ -41,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from kofukin.paths import sha256_file
 from kofukin.scoring import FISCAL_YEARS, TARGET_KEYS, add_cross_grant_columns
 
 TABLES: tuple[str, ...] = (
@@ -224,14 +225,6 @@ def swap_directory(new: Path, target: Path) -> None:
         os.replace(target, old)
     os.replace(new, target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def store_hash(directory: Path) -> str:

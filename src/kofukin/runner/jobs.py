@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import kofukin
+from kofukin.paths import sha256_file
 
 # Bump when the runner changes what it writes into a notebook (parameters box, tags, metadata): every report
 # is then re-executed once, because its output would differ even though none of its inputs did.
@@ -113,7 +114,7 @@ class RunSummary:
 
 def file_digest(path: Path) -> str:
     """sha256 of a file's bytes (templates are hashed once per run, not once per job)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def input_hash(job: ReportJob, template_digest: str, extra: Mapping[str, str] | None = None) -> str:
