@@ -140,8 +140,8 @@ def _profile_part(rep: Report, prof, year: str) -> None:
             "県内順位": t["rank_pref"],
         }
     )
-    rep.figures["goal_rates"] = figures.png(figures.goal_rates(s, info["name"], info["pref_name"]))
-    rep.figures["trend"] = figures.png(figures.trend(prof.trend, info["name"]))
+    rep.figures["goal_rates"] = figures.GOAL_RATES.png(s, info["name"], info["pref_name"])
+    rep.figures["trend"] = figures.TREND.png(prof.trend, info["name"])
 
 
 def _gains_part(rep: Report, data: BookData, code: str, year: str, items: pd.DataFrame) -> None:
@@ -177,7 +177,7 @@ def _gains_part(rep: Report, data: BookData, code: str, year: str, items: pd.Dat
         if len(nc)
         else nc
     )
-    rep.figures["gains"] = figures.png(figures.gains_losses(gl.by_goal))
+    rep.figures["gains"] = figures.GAINS_LOSSES.png(gl.by_goal)
 
 
 def _reach_part(rep: Report, reach) -> None:
@@ -306,7 +306,7 @@ def _outcome_part(rep: Report, data: BookData, code: str, year: str, union_name:
         row, union_name if isinstance(union_name, str) else None
     )
     nat = data.national(year).columns.set_index("key").loc["suishin_IV", "mean"]
-    rep.figures["outcome"] = figures.png(figures.shrinkage_interval(row, float(nat)))
+    rep.figures["outcome"] = figures.SHRINKAGE_INTERVAL.png(row, float(nat))
 
 
 # --- prefecture and national ------------------------------------------------------------------------------
