@@ -145,6 +145,7 @@ def write_atomic(nb: NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        nbformat.validate(nb)  # raises: an invalid report is a failure, not a logged warning
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(nbformat.writes(nb))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; reports must be readable like any other file
