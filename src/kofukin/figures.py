@@ -103,10 +103,10 @@ class _GoalRates(ReusableFigure):
     Arguments: :attr:`kofukin.profile.MunicipalityProfile.scores` (26 rows with score, means, max), the
     municipality's and the prefecture's names."""
 
-    KEYS = [f"{g}_{goal}" for g in ("suishin", "shien") for goal in ("I", "II", "III", "IV")]
+    KEYS = tuple(f"{g}_{goal}" for g in ("suishin", "shien") for goal in ("I", "II", "III", "IV"))
 
     def shape(self, scores: pd.DataFrame, name: str, pref_name: str) -> tuple:
-        labels = scores.set_index("key").loc[self.KEYS, "label_ja"]
+        labels = scores.set_index("key").loc[list(self.KEYS), "label_ja"]
         return tuple(labels.str.replace(" 小計", "").str.replace(" 成果", ""))
 
     def build(self, shape: tuple) -> tuple[Figure, dict]:
@@ -128,7 +128,7 @@ class _GoalRates(ReusableFigure):
         return fig, {"bars": bars, "legend": legend.get_texts()}
 
     def fill(self, parts: dict, scores: pd.DataFrame, name: str, pref_name: str) -> None:
-        s = scores.set_index("key").loc[self.KEYS]
+        s = scores.set_index("key").loc[list(self.KEYS)]
         for bars, column in zip(parts["bars"], ("score", "pref_mean", "national_mean"), strict=True):
             for bar, rate in zip(bars, 100 * s[column] / s["max_points"], strict=True):
                 bar.set_width(rate)
