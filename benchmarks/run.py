@@ -223,6 +223,7 @@ def scaling(jobs: int, full: dict[str, float]) -> list[str]:
         for c in master[:: len(master) // n][:n]:  # spread over every prefecture
             args += ["--municipality", c]
         t_rep = kofukin(root, *args)[0]
+        shutil.rmtree(root / "_build", ignore_errors=True)  # a full site build, not an incremental one
         t_site = kofukin(root, "site", "--jobs", str(jobs))[0]
         pages = n + 2  # and national + outcomes; prefectures are not part of a municipality selection
         rows.append(
