@@ -188,7 +188,10 @@ def test_killed_reports_keep_every_page_whole_and_the_next_run_completes(good_bo
 def _sphinx_wrote_since(build: Path, start_ns: int) -> bool:
     """Sphinx has (re)written a page of its kept output (``_build/.site-cache/html``) since ``start_ns``: the
     build is past start-up and busy with pages, Pagefind or publishing — any of which a kill may interrupt."""
-    return any(p.stat().st_mtime_ns > start_ns for p in (build / ".site-cache" / "html").rglob("*.html"))
+    try:
+        return any(p.stat().st_mtime_ns > start_ns for p in (build / ".site-cache" / "html").rglob("*.html"))
+    except OSError:  # Sphinx is replacing files (e.g. _static) under the walk: ask again at the next poll
+        return False
 
 
 ADDED = "この一文は、中断されたビルドの次のビルドで現れます。"
