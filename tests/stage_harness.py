@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from kofukin.paths import SOURCE_ROOT, ProjectPaths
+from kofukin.paths import ProjectPaths
 
 T = TypeVar("T")
 
@@ -39,13 +39,9 @@ CLI_TIMEOUT = 900.0
 def make_project(root: Path, workbooks: Path) -> ProjectPaths:
     """A scratch project root: the book's configuration and chapters from the repository, the workbooks in
     ``data/raw/demo`` (copied, so that a test may change them)."""
-    paths = ProjectPaths(root.resolve())
-    paths.book.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(SOURCE_ROOT / "_config.yml", paths.root / "_config.yml")
-    for md in (SOURCE_ROOT / "book").glob("*.md"):
-        shutil.copy2(md, paths.book / md.name)
-    for sub in ("_static", "_templates"):
-        shutil.copytree(SOURCE_ROOT / "book" / sub, paths.book / sub, dirs_exist_ok=True)
+    from kofukin.site import copy_book_sources
+
+    paths = copy_book_sources(ProjectPaths(root.resolve()))
     shutil.copytree(workbooks, paths.demo_raw)
     return paths
 

@@ -1023,6 +1023,21 @@ def write_standin_pages(paths: ProjectPaths, codes: Iterable[str] = STANDIN_CODE
     return written
 
 
+def copy_book_sources(paths: ProjectPaths) -> ProjectPaths:
+    """Give a scratch project root what a site build reads from the repository: ``_config.yml``, the
+    hand-written chapters ``book/*.md`` and ``book/_static`` / ``book/_templates``."""
+    from kofukin.paths import SOURCE_ROOT
+
+    paths.book.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(SOURCE_ROOT / "_config.yml", paths.root / "_config.yml")
+    for md in (SOURCE_ROOT / "book").glob("*.md"):
+        shutil.copy2(md, paths.book / md.name)
+    for sub in ("_static", "_templates"):
+        if (SOURCE_ROOT / "book" / sub).is_dir():
+            shutil.copytree(SOURCE_ROOT / "book" / sub, paths.book / sub, dirs_exist_ok=True)
+    return paths
+
+
 def make_demo_root(
     target: Path, codes: Iterable[str] = STANDIN_CODES, *, synthetic: Iterable[str] = ("R6", "R7", "R8")
 ) -> ProjectPaths:
@@ -1031,16 +1046,7 @@ def make_demo_root(
     Copies what a build reads from the repository (``_config.yml``, ``book/*.md``, ``book/_static``,
     ``book/_templates``); reference data are read from the repository itself (:data:`kofukin.paths.REFERENCE_DIR`).
     """
-    from kofukin.paths import SOURCE_ROOT
-
-    paths = ProjectPaths(target.resolve())
-    paths.book.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(SOURCE_ROOT / "_config.yml", paths.root / "_config.yml")
-    for md in (SOURCE_ROOT / "book").glob("*.md"):
-        shutil.copy2(md, paths.book / md.name)
-    for sub in ("_static", "_templates"):
-        if (SOURCE_ROOT / "book" / sub).is_dir():
-            shutil.copytree(SOURCE_ROOT / "book" / sub, paths.book / sub, dirs_exist_ok=True)
+    paths = copy_book_sources(ProjectPaths(target.resolve()))
     write_standin_pages(paths, codes)
     syn = set(synthetic)
     paths.processed.mkdir(parents=True, exist_ok=True)
