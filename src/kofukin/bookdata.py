@@ -9,7 +9,7 @@ hash, so a new store (a rebuilt book) is picked up and a report never sees stale
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +18,9 @@ from typing import TypeVar
 import pandas as pd
 
 from kofukin import outcomes, shrinkage, summary
-from kofukin.gains import GainsLosses, gains_losses, gains_losses_by_code
+from kofukin.bycode import RowsByCode
+from kofukin.derived import DerivedTables, open_derived
+from kofukin.gains import GainsByCode, GainsLosses, gains_losses, gains_tables
 from kofukin.grants import basic_allocation_estimate
 from kofukin.memo import freeze
 from kofukin.paths import project_paths
@@ -30,8 +32,11 @@ from kofukin.store import MANIFEST, Store, load_store
 T = TypeVar("T")
 
 # The vectorised pass over every municipality costs about what 25 single-municipality calls cost (gains: 3.7 s
-# against ~0.15 s each), so a kernel switches to it after that many reports and never loses by it.
+# against ~0.15 s each), so a kernel switches to it after that many reports and never loses by it. When the
+# pass was persisted (kofukin.derived), reading it costs about one call: a kernel that runs a second report
+# will run many, so it reads it then.
 BATCH_AFTER = 25
+BATCH_AFTER_DERIVED = 1
 
 
 class _PerYear(dict):
@@ -52,6 +57,7 @@ class BookData:
 
     store: Store
     key: str
+    derived: DerivedTables | None = None
     _national: dict[str, summary.NationalSummary] = field(default_factory=dict, repr=False)
     _batches: dict[tuple, dict] = field(default_factory=dict, repr=False)
     _requests: dict[tuple, int] = field(default_factory=dict, repr=False)
@@ -110,8 +116,11 @@ class BookData:
         empty = self.store.item_points.iloc[0:0]
         return self._items_by_code.get(lg_code6, empty)
 
+    def _derived(self, name: str):
+        return self.derived.get(name) if self.derived is not None else None
+
     def _batched(
-        self, key: tuple, code: str, single: Callable[[], T], every: Callable[[], dict[str, T]]
+        self, key: str, code: str, single: Callable[[], T], every: Callable[[], Mapping[str, T]]
     ) -> T:
         """``single()`` for the first :data:`BATCH_AFTER` requests of ``key``; from then on ``every()`` once
         (all municipalities in one vectorised pass) and its entry for ``code``. A warm kernel runs hundreds of
@@ -119,15 +128,31 @@ class BookData:
         batch = self._batches.get(key)
         if batch is None:
             self._requests[key] = self._requests.get(key, 0) + 1
-            if self._requests[key] <= BATCH_AFTER:
+            persisted = self.derived is not None and self.derived.has(key)
+            if self._requests[key] <= (BATCH_AFTER_DERIVED if persisted else BATCH_AFTER):
                 return single()
             batch = self._batches[key] = every()
         return batch[code] if code in batch else single()  # single() explains a municipality it lacks
 
+    def _gains_tables(self, from_year: str, to_year: str) -> tuple[pd.DataFrame, ...]:
+        persisted = self._derived(f"gains-{from_year}-{to_year}")
+        return persisted if persisted is not None else self.compute_gains_tables(from_year, to_year)
+
+    def compute_gains_tables(self, from_year: str, to_year: str) -> tuple[pd.DataFrame, ...]:
+        """The national gains tables of a pair of years (:func:`kofukin.gains.gains_tables`)."""
+        return gains_tables(
+            self.store.item_points, self.catalogue, self.crosswalk, from_year, to_year, self.panel
+        )
+
+    def compute_achieved(self, year: str) -> pd.DataFrame:
+        """Items achieved of every municipality in ``year`` (:func:`kofukin.profile.items_achieved_table`)."""
+        return items_achieved_table(self._items_by_year[year], self.catalogue, year)
+
     def gains_of(self, lg_code6: str, from_year: str, to_year: str) -> GainsLosses:
         """The municipality's gains and losses (:func:`kofukin.gains.gains_losses`)."""
+        key = f"gains-{from_year}-{to_year}"
         return self._batched(
-            ("gains", from_year, to_year),
+            key,
             lg_code6,
             lambda: gains_losses(
                 self.items_of(lg_code6),
@@ -138,9 +163,7 @@ class BookData:
                 to_year,
                 subtotals=self.panel,
             ),
-            lambda: gains_losses_by_code(
-                self.store.item_points, self.catalogue, self.crosswalk, from_year, to_year, self.panel
-            ),
+            lambda: GainsByCode(*self._gains_tables(from_year, to_year), from_year, to_year),
         )
 
     def achieved_of(self, lg_code6: str, year: str) -> pd.DataFrame:
@@ -150,11 +173,11 @@ class BookData:
             mine = self.items_of(lg_code6)
             return items_achieved_table(mine[mine["fiscal_year"] == year], self.catalogue, year, [lg_code6])
 
-        def every() -> dict[str, pd.DataFrame]:
-            t = items_achieved_table(self._items_by_year[year], self.catalogue, year)
-            return {c: g.reset_index(drop=True) for c, g in t.groupby("lg_code6", sort=False)}
+        def every() -> RowsByCode:
+            persisted = self._derived(f"achieved-{year}")
+            return RowsByCode(persisted if persisted is not None else self.compute_achieved(year))
 
-        return self._batched(("achieved", year), lg_code6, single, every)
+        return self._batched(f"achieved-{year}", lg_code6, single, every)
 
     def national(self, year: str) -> summary.NationalSummary:
         if year not in self._national:
@@ -172,6 +195,10 @@ class BookData:
     @cached_property
     def outcome_frame(self) -> pd.DataFrame:
         """Insurer-level analysis frame (広域連合 members pooled) for the outcome regressions."""
+        persisted = self._derived("outcome_frame")
+        return persisted if persisted is not None else self.compute_outcome_frame()
+
+    def compute_outcome_frame(self) -> pd.DataFrame:
         items = self.store.item_points
         goal4 = items[items["item_id"].str.contains("-IV-outcome-", regex=False)]
         ind = indicator_points(goal4, self.catalogue)
@@ -184,7 +211,15 @@ class BookData:
         """Empirical-Bayes estimates of the goal Ⅳ score per insurer unit, by year (``.attrs`` holds τ², κ, α).
 
         Fitted on first use of a year: a single report needs one year's fit, not three."""
-        return _PerYear(lambda y: shrinkage.shrink_outcomes(self.outcome_frame, y))
+        return _PerYear(self._shrunken_of)
+
+    def _shrunken_of(self, year: str) -> pd.DataFrame:
+        persisted = self._derived(f"shrunken-{year}")
+        return persisted if persisted is not None else self.compute_shrunken(self.outcome_frame, year)
+
+    @staticmethod
+    def compute_shrunken(frame: pd.DataFrame, year: str) -> pd.DataFrame:
+        return shrinkage.shrink_outcomes(frame, year)
 
     def unit_of(self, lg_code6: str, year: str) -> str:
         """The outcome unit of a municipality: itself, or its 広域連合 (members share one outcome)."""
@@ -208,7 +243,7 @@ def book_data(processed: Path | None = None) -> BookData:
     key = json.dumps([s.get("sha256") for s in manifest.get("sources", [])] + [manifest.get("created_at")])
     cached = _CACHE.get(directory)
     if cached is None or cached.key != key:
-        cached = BookData(load_store(directory), key)
+        cached = BookData(load_store(directory), key, derived=open_derived(directory))
         _CACHE[directory] = cached
     return cached
 

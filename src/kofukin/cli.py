@@ -53,6 +53,7 @@ def ingest(
     store: Annotated[Path | None, typer.Option(help="default: data/processed")] = None,
 ) -> None:
     """Read MHLW results workbooks (real or synthetic) into the tidy store, validating everything."""
+    from kofukin.derived import ensure_derived
     from kofukin.ingest import IngestError, ingest_paths
 
     p = project_paths()
@@ -64,6 +65,7 @@ def ingest(
             f"[bold red]取り込みエラー[/]: {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
         )
         raise typer.Exit(1) from None
+    ensure_derived(store or p.processed)  # so that a first `kofukin report` finds them
     out.print(f"{summary} ({time.perf_counter() - t0:.1f} s)", highlight=False, markup=False, soft_wrap=True)
 
 

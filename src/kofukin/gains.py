@@ -17,10 +17,12 @@ listed separately as not comparable, with its points in the year where it exists
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
+from kofukin.bycode import RowsByCode
 from kofukin.memo import by_identity
 from kofukin.scoring import GOAL_JA, GRANT_SHORT_JA, GRANTS, subtotals_from_items
 from kofukin.summary import dense_item_points, item_labels
@@ -395,6 +397,60 @@ def gains_losses(
     )
 
 
+def gains_tables(
+    item_points: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    crosswalk: pd.DataFrame,
+    from_year: str,
+    to_year: str,
+    subtotals: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The national tables behind :func:`gains_losses_by_code`: comparable items, not-comparable items and the
+    effect per goal, every municipality scored in both years, each row keyed by ``lg_code6``."""
+    both = item_points[item_points["fiscal_year"].isin([from_year, to_year])]
+    items, nc = gains_losses_table(both, catalogue, crosswalk, from_year, to_year)
+    by_goal = goal_effects(items, nc, both, catalogue, from_year, to_year, subtotals)
+    return items, nc, by_goal
+
+
+class GainsByCode(Mapping[str, GainsLosses]):
+    """``code → GainsLosses`` over the national tables of :func:`gains_tables`, each built when asked.
+
+    Building all 1,741 at once cost more than computing the tables; a report needs one."""
+
+    def __init__(
+        self,
+        items: pd.DataFrame,
+        not_comparable: pd.DataFrame,
+        by_goal: pd.DataFrame,
+        from_year: str,
+        to_year: str,
+    ) -> None:
+        self.from_year, self.to_year = from_year, to_year
+        self._items = RowsByCode(items, drop_code=True)
+        self._nc = RowsByCode(not_comparable, drop_code=True)
+        self._by_goal = RowsByCode(by_goal, drop_code=True)
+
+    def __getitem__(self, code: str) -> GainsLosses:
+        return GainsLosses(
+            lg_code6=code,
+            from_year=self.from_year,
+            to_year=self.to_year,
+            items=self._items[code],
+            not_comparable=self._nc.get_or_empty(code),
+            by_goal=self._by_goal[code],
+        )
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 def gains_losses_by_code(
     item_points: pd.DataFrame,
     catalogue: pd.DataFrame,
@@ -402,47 +458,27 @@ def gains_losses_by_code(
     from_year: str,
     to_year: str,
     subtotals: pd.DataFrame | None = None,
-) -> dict[str, GainsLosses]:
+) -> GainsByCode:
     """:func:`gains_losses` of every municipality scored in both years, computed in one vectorised pass.
 
     A report kernel runs hundreds of municipalities: one pass over the national table costs what a dozen
     single-municipality calls cost. Each value equals ``gains_losses(item_points, …, code, …)``.
     """
-    both = item_points[item_points["fiscal_year"].isin([from_year, to_year])]
-    items, nc = gains_losses_table(both, catalogue, crosswalk, from_year, to_year)
-    by_goal = goal_effects(items, nc, both, catalogue, from_year, to_year, subtotals)
-    split = {
-        name: dict(tuple(t.groupby("lg_code6", sort=False)))
-        for name, t in (("items", items), ("nc", nc), ("by_goal", by_goal))
-    }
-    empty_nc = nc.iloc[0:0]
-
-    def part(name: str, code: str, empty: pd.DataFrame | None = None) -> pd.DataFrame:
-        t = split[name].get(code, empty)
-        return t.drop(columns="lg_code6").reset_index(drop=True)
-
-    return {
-        code: GainsLosses(
-            lg_code6=code,
-            from_year=from_year,
-            to_year=to_year,
-            items=part("items", code),
-            not_comparable=part("nc", code, empty_nc),
-            by_goal=part("by_goal", code),
-        )
-        for code in split["items"]
-    }
+    tables = gains_tables(item_points, catalogue, crosswalk, from_year, to_year, subtotals)
+    return GainsByCode(*tables, from_year, to_year)
 
 
 __all__ = [
     "COMPARABLE_RELATIONS",
     "NON_COMPARABLE_RELATIONS",
     "STATUS_JA",
+    "GainsByCode",
     "GainsLosses",
     "crosswalk_pairs",
     "gains_losses",
     "gains_losses_by_code",
     "gains_losses_table",
+    "gains_tables",
     "goal_effects",
     "normalise_crosswalk",
 ]

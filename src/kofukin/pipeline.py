@@ -152,13 +152,19 @@ def run_report_stage(
     force: bool = False,
     progress: bool = True,
 ):
-    """Execute the selected reports with warm kernels; the store and code hashes decide what is up to date."""
+    """Execute the selected reports with warm kernels; the store and code hashes decide what is up to date.
+
+    The national tables every report derives (:mod:`kofukin.derived`) are brought up to date first, once,
+    instead of in every kernel."""
+    from kofukin.derived import ensure_derived
     from kofukin.runner import run_reports
 
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # one BLAS thread per kernel: workers already use every core
     os.environ["KOFUKIN_ROOT"] = str(paths.root)
     jobs = report_jobs(paths, sel, year)
+    if jobs:
+        ensure_derived(paths.processed)
     manifest_dir = paths.book / "_manifest"
     return run_reports(
         jobs,

@@ -1,0 +1,130 @@
+"""National tables every report derives from the store, computed once per store and kept beside it.
+
+Each report kernel used to derive them itself on first use — the outcome analysis frame and its shrinkage
+(~2.5 s), the gains tables of each pair of years (~3 s each), the items-achieved counts (~1 s a year) — so a
+single ``kofukin report`` paid ~5 s for them and a full build paid them in every kernel it started. They are
+now written once, by the parent, to ``data/processed/derived/`` before the kernels start.
+
+They are keyed on everything they are computed from: the store's content hash, the package's code and the
+reference tables. A kernel uses them only when the key matches (otherwise it computes them itself, as before),
+so a stale file can never change a number. They are pickles because a cached table must equal the computed one
+exactly (dtypes, ``attrs`` such as the shrinkage's τ²); they are only ever read from this project's own build
+output, like the Sphinx cache.
+
+``python -m kofukin.derived PROCESSED_DIR`` writes them in a process of its own, so the parent of a build does
+not keep a second copy of the store in memory while the kernels run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kofukin.paths import REFERENCE_DIR
+from kofukin.store import MANIFEST, staging_dir, swap_directory
+
+if TYPE_CHECKING:
+    from kofukin.bookdata import BookData
+
+DIRECTORY = "derived"
+KEY_FILE = "key.txt"
+_REFERENCE_FILES = ("indicators.csv", "indicator_subtotals.csv", "item_crosswalk.csv", "budgets.csv")
+
+
+def derived_key(processed: Path) -> str:
+    """What the derived tables depend on: the store's content, the package's code, the reference tables."""
+    from kofukin.pipeline import code_hash
+
+    manifest = json.loads((processed / MANIFEST).read_text(encoding="utf-8"))
+    h = hashlib.sha256()
+    h.update(str(manifest.get("store_sha256")).encode())
+    h.update(code_hash().encode())
+    for name in _REFERENCE_FILES:
+        h.update(name.encode())
+        h.update(hashlib.sha256((REFERENCE_DIR / name).read_bytes()).digest())
+    return h.hexdigest()
+
+
+class DerivedTables:
+    """The derived tables of one store, read from disk when first asked for."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._loaded: dict[str, Any] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self._loaded or (self.directory / f"{name}.pkl").exists()
+
+    def get(self, name: str) -> Any | None:
+        """The table (or tuple of tables) called ``name``, or None when it was not derived."""
+        if name not in self._loaded:
+            path = self.directory / f"{name}.pkl"
+            if not path.exists():
+                return None
+            with path.open("rb") as f:
+                self._loaded[name] = pickle.load(f)  # our own build output (see the module)
+        return self._loaded[name]
+
+
+def open_derived(processed: Path) -> DerivedTables | None:
+    """The store's derived tables if they were computed from exactly this store, code and reference."""
+    directory = processed / DIRECTORY
+    key_file = directory / KEY_FILE
+    if not key_file.exists() or key_file.read_text(encoding="utf-8") != derived_key(processed):
+        return None
+    return DerivedTables(directory)
+
+
+def compute(data: BookData) -> dict[str, Any]:
+    """Every derived table of ``data``'s store, by file stem; computed by the same methods a kernel uses."""
+    out: dict[str, Any] = {"outcome_frame": data.compute_outcome_frame()}
+    years = data.years
+    for y in years:
+        out[f"shrunken-{y}"] = data.compute_shrunken(out["outcome_frame"], y)
+        out[f"achieved-{y}"] = data.compute_achieved(y)
+    for y in years:
+        prev = data.previous_year(y)
+        if prev is not None:
+            out[f"gains-{prev}-{y}"] = data.compute_gains_tables(prev, y)
+    return out
+
+
+def write_derived(processed: Path) -> Path:
+    """Compute the derived tables of the store in ``processed`` and swap them in whole (old ones survive a
+    failure)."""
+    from kofukin.bookdata import BookData
+    from kofukin.store import load_store
+
+    key = derived_key(processed)
+    tables = compute(BookData(load_store(processed), key))
+    target = processed / DIRECTORY
+    tmp = staging_dir(target)
+    try:
+        for name, value in tables.items():
+            with (tmp / f"{name}.pkl").open("wb") as f:
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        (tmp / KEY_FILE).write_text(key, encoding="utf-8")
+        swap_directory(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def ensure_derived(processed: Path) -> bool:
+    """Write the derived tables unless they are current; True when they were (re)computed.
+
+    Runs in a child process: its copy of the store is freed before the report kernels load theirs."""
+    if open_derived(processed) is not None:
+        return False
+    subprocess.run([sys.executable, "-m", "kofukin.derived", str(processed)], check=True)
+    return True
+
+
+if __name__ == "__main__":
+    write_derived(Path(sys.argv[1]))

@@ -1,0 +1,113 @@
+"""The national tables persisted beside the store (kofukin.derived) change no number of any report.
+
+A report built from the persisted tables — the single-municipality path for its first request, the persisted
+batch from the second on — must equal the report a kernel computes with nothing persisted, table for table and
+figure byte for byte; stale tables must be ignored; a failed derivation must leave the previous ones whole.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kofukin import derived
+from kofukin.bookdata import BookData
+from kofukin.bycode import RowsByCode
+from kofukin.report import municipality_report
+from kofukin.store import MANIFEST, load_store
+
+
+@pytest.fixture(scope="module")
+def processed(good_book):
+    return good_book.paths.processed
+
+
+def _codes(processed) -> list[str]:
+    """Two ordinary municipalities, a 広域連合 member (shared outcome unit) and one of the stage harness's."""
+    panel = load_store(processed).panel()
+    r8 = panel[panel["fiscal_year"] == "R8"]
+    members = r8[r8["union_name"].fillna("").astype(str) != ""]["lg_code6"]
+    plain = r8[r8["union_name"].fillna("").astype(str) == ""]["lg_code6"]
+    return [str(plain.iloc[0]), str(plain.iloc[500]), str(members.iloc[0]), "312011"]
+
+
+def _assert_same_report(a, b) -> None:
+    assert a.glue == b.glue
+    assert a.tables.keys() == b.tables.keys()
+    for name in a.tables:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name], obj=name)
+    assert a.figures == b.figures  # PNG bytes: same numbers drawn the same way
+
+
+def test_the_ingest_wrote_current_derived_tables(processed):
+    tables = derived.open_derived(processed)
+    assert tables is not None, "kofukin ingest derives the tables a first report needs"
+    for name in ("outcome_frame", "shrunken-R8", "achieved-R8", "gains-R6-R7", "gains-R7-R8"):
+        assert tables.get(name) is not None, name
+    assert tables.get("gains-R6-R8") is None, "only pairs of consecutive years are compared"
+
+
+def test_reports_from_persisted_tables_equal_reports_computed_in_the_kernel(processed):
+    store = load_store(processed)
+    computed = BookData(store, "k")
+    persisted = BookData(store, "k", derived=derived.open_derived(processed))
+    codes = _codes(processed)
+    # The second round reads the persisted batches (BATCH_AFTER_DERIVED); the computed side never batches.
+    for year in ("R8", "R7"):
+        for code in [*codes, *codes]:
+            _assert_same_report(
+                municipality_report(code, year, persisted), municipality_report(code, year, computed)
+            )
+    assert set(persisted._batches) == {"gains-R7-R8", "achieved-R8", "gains-R6-R7", "achieved-R7"}
+    assert computed._batches == {}
+    pd.testing.assert_frame_equal(persisted.shrunken["R8"], computed.shrunken["R8"])
+    assert persisted.shrunken["R8"].attrs == computed.shrunken["R8"].attrs  # τ², κ, α travel with the table
+
+
+def test_tables_of_another_store_are_ignored(processed, tmp_path):
+    copy = tmp_path / "processed"
+    shutil.copytree(processed, copy)
+    assert derived.open_derived(copy) is not None
+    manifest = json.loads((copy / MANIFEST).read_text(encoding="utf-8"))
+    manifest["store_sha256"] = "0" * 64  # what a re-ingest of changed workbooks records
+    (copy / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    assert derived.open_derived(copy) is None
+
+
+def test_a_failed_derivation_keeps_the_previous_tables(processed, tmp_path, monkeypatch):
+    copy = tmp_path / "processed"
+    shutil.copytree(processed, copy)
+    before = {p.name: p.read_bytes() for p in (copy / derived.DIRECTORY).iterdir()}
+
+    def broken(data):
+        raise MemoryError("out of memory half-way")
+
+    monkeypatch.setattr(derived, "compute", broken)
+    with pytest.raises(MemoryError):
+        derived.write_derived(copy)
+    assert {p.name: p.read_bytes() for p in (copy / derived.DIRECTORY).iterdir()} == before
+    assert not list(copy.glob(".derived.tmp-*")), "the staging directory is removed"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["010006", "011002", "472018", "131016"]), st.integers(-5, 5)),
+        max_size=40,
+    )
+)
+def test_rows_by_code_equals_splitting_with_groupby(rows):
+    table = pd.DataFrame(rows, columns=["lg_code6", "points"]).astype({"points": "int64"})
+    table.index = table.index * 7 + 3  # an index that is not 0…n-1
+    by_code = RowsByCode(table)
+    expected = {c: g.reset_index(drop=True) for c, g in table.groupby("lg_code6", sort=False)}
+    assert set(by_code) == set(expected) and len(by_code) == len(expected)
+    for code, rows_of_code in expected.items():
+        pd.testing.assert_frame_equal(by_code[code], rows_of_code)  # each municipality's rows in table order
+    assert "999999" not in by_code
+    assert list(by_code.get_or_empty("999999").columns) == ["lg_code6", "points"]
