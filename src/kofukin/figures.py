@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 FONT = "IPAexGothic"
 DPI = 96
+PNG_COMPRESS_LEVEL = 1  # see png()
 OWN, PREF, NATION = "#c0392b", "#2e86c1", "#7f8c8d"
 GAIN, LOSS = "#27ae60", "#c0392b"
 
@@ -45,7 +46,9 @@ def setup() -> None:
 def png(fig: Figure) -> bytes:
     """PNG bytes of a figure (the notebook displays them with IPython.display.Image)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)  # layout is fixed beforehand: a "tight" bbox would draw twice
+    # The layout is fixed beforehand: a "tight" bbox would draw twice. zlib level 1 instead of PIL's 6: the same
+    # pixels, files within a few per cent of the size, and half the encoding time (~17 ms of every report).
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     return buf.getvalue()
 
 
