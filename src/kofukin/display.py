@@ -6,6 +6,8 @@ markup — and figures as PNG images with alternative text, so the page stays re
 
 from __future__ import annotations
 
+import re
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -43,7 +45,7 @@ def table(rep: Report, name: str, *, max_rows: int | None = None, empty: str = "
     if df is None or len(df) == 0:
         display(Markdown(f"*{empty}*"))
         return
-    shown = df if max_rows is None else df.head(max_rows)
+    shown = _one_line(df if max_rows is None else df.head(max_rows))
     html = shown.to_html(
         index=False, escape=True, border=0, classes="kofukin-table", na_rep="—", float_format=_fmt
     )
@@ -57,21 +59,37 @@ def _fmt(x: float) -> str:
 
 
 def html_table(df: pd.DataFrame, *, link_column: str | None = None, href: str = "{}") -> None:
-    """A table whose ``link_column`` cells link to other pages (values are escaped before linking)."""
-    from html import escape
-
-    out = df.copy()
+    """A table whose ``link_column`` cells link to other pages (every text cell is escaped, the links' too)."""
+    out = _one_line(df)
+    for c in out.columns:
+        if c != link_column and _is_text(out[c]):
+            out[c] = out[c].map(lambda v: escape(str(v)))
     if link_column:
         out[link_column] = [
             f'<a href="{escape(href.format(c))}">{escape(str(n))}</a>'
             for c, n in zip(out.iloc[:, 0], out[link_column], strict=True)
         ]
-        other = [c for c in out.columns if c != link_column]
-        for c in other:
-            if out[c].dtype == object:
-                out[c] = out[c].map(lambda v: escape(str(v)))
     html = out.to_html(index=False, escape=False, border=0, classes="kofukin-table")
     display(HTML(f'<div class="kofukin-table-wrap">{html}</div>'))
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _is_text(column: pd.Series) -> bool:
+    return column.dtype == object or pd.api.types.is_string_dtype(column.dtype)
+
+
+def _one_line(df: pd.DataFrame) -> pd.DataFrame:
+    """Line breaks inside text cells as spaces: ``to_html`` would print them as a literal ``\\n``, and a
+    name from a workbook cell can hold one."""
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_string_dtype(out[c].dtype) and out[c].dtype != object:
+            out[c] = out[c].str.replace(_LINE_BREAK.pattern, " ", regex=True)
+        elif out[c].dtype == object:  # mixed cells: only the strings
+            out[c] = out[c].map(lambda v: _LINE_BREAK.sub(" ", v) if isinstance(v, str) else v)
+    return out
 
 
 def figure(rep: Report, name: str) -> None:
