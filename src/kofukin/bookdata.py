@@ -3,7 +3,8 @@
 A warm kernel runs hundreds of reports in a row (see :mod:`kofukin.runner`); everything that does not depend on
 the entity — the panel, the catalogue, item points split by municipality and year, national summaries, grant
 estimates, the outcome regressions and shrinkage — is built here once and cached against the store's content
-hash, so a new store (a rebuilt book) is picked up and a report never sees stale numbers.
+hash, so a new store (a rebuilt book) is picked up and a report never sees stale numbers. The most expensive of
+them are read from the store's persisted derived tables (:mod:`kofukin.derived`) when those are current.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class BookData:
     key: str
     derived: DerivedTables | None = None
     _national: dict[str, summary.NationalSummary] = field(default_factory=dict, repr=False)
-    _batches: dict[tuple, dict] = field(default_factory=dict, repr=False)
-    _requests: dict[tuple, int] = field(default_factory=dict, repr=False)
+    _batches: dict[str, Mapping] = field(default_factory=dict, repr=False)
+    _requests: dict[str, int] = field(default_factory=dict, repr=False)
     _seen_codes: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
