@@ -23,6 +23,7 @@ import pytest
 import stage_harness as h
 
 import kofukin
+from kofukin.derived import DIRECTORY as DERIVED
 from kofukin.paths import SOURCE_ROOT
 from kofukin.standalone import glued_values
 from kofukin.store import TABLES, store_hash
@@ -46,16 +47,24 @@ def _manifest(path: Path) -> dict:
 
 
 def test_two_ingests_write_byte_identical_stores(good_book, second_book):
-    """The store is a function of the workbooks alone: anything else (time, paths, order) would show here."""
+    """The store is a function of the workbooks alone: anything else (time, paths, order) would show here.
+    So are the national tables derived from it (kofukin.derived), which ``kofukin ingest`` writes beside it."""
     a, b = good_book.paths.processed, second_book.processed
     names = sorted(p.name for p in a.iterdir())
     assert (
         names
         == sorted(p.name for p in b.iterdir())
-        == sorted([*(f"{t}.parquet" for t in TABLES), "manifest.json"])
+        == sorted([*(f"{t}.parquet" for t in TABLES), "manifest.json", DERIVED])
     )
     for t in TABLES:
         assert (a / f"{t}.parquet").read_bytes() == (b / f"{t}.parquet").read_bytes(), t
+    derived = sorted(p.name for p in (a / DERIVED).iterdir())
+    assert derived == sorted(p.name for p in (b / DERIVED).iterdir())
+    assert {"key.txt", "outcome_frame.pkl", "gains-R7-R8.pkl", "achieved-R8.pkl", "shrunken-R8.pkl"} <= set(
+        derived
+    )
+    for name in derived:
+        assert (a / DERIVED / name).read_bytes() == (b / DERIVED / name).read_bytes(), name
     ma, mb = _manifest(a / "manifest.json"), _manifest(b / "manifest.json")
     assert {k for k in ma.keys() | mb.keys() if ma.get(k) != mb.get(k)} == TIMESTAMPS, (
         "only the ingest time differs"
