@@ -273,6 +273,28 @@ def test_skip_rerun_and_atomic_outputs(tmp_path):
     assert all(r["input_hash"] and r["timestamp"] and "attempt" in r and "worker" in r for r in records)
 
 
+def test_a_moved_project_keeps_its_state(tmp_path):
+    """The manifest records each output also relative to itself: a project moved (or copied) whole with its
+    manifest skips what it had executed; a report whose file did not come along runs again."""
+    first_out = tmp_path / "a" / "book"
+    jobs = [job(e, first_out, code=c) for e, c in (("e1", "01000"), ("e2", "02000"))]
+    assert {r.status for r in run(jobs, first_out).results} == {"executed"}
+    assert read_manifest(first_out / "manifest.jsonl")[0]["output_rel"] == "e1.ipynb"
+
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")  # the old absolute paths lead nowhere now
+    moved_out = tmp_path / "b" / "book"
+    (moved_out / "e2.ipynb").unlink()
+    moved = run([job(e, moved_out, code=c) for e, c in (("e1", "01000"), ("e2", "02000"))], moved_out)
+    assert {r.entity_id: r.status for r in moved.results} == {"e1": "skipped", "e2": "executed"}
+
+    elsewhere = tmp_path / "b" / "other"  # same manifest, another output file: not the recorded one
+    state = entity_states(read_manifest(moved_out / "manifest.jsonl"))["e1"]
+    assert not is_current(state, state["input_hash"], elsewhere / "e1.ipynb", moved_out)
+    assert is_current(state, state["input_hash"], moved_out / "e1.ipynb", moved_out)
+    assert not is_current(state, state["input_hash"], moved_out / "e1.ipynb")  # without the manifest's folder
+
+
 # --- Kernel lifecycle and progress --------------------------------------------------------------------------
 
 

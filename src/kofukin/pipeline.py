@@ -197,7 +197,7 @@ def current_book_report(paths: ProjectPaths, code: str, year: str) -> Path | Non
     extra = {"store": store_hash(paths.processed), "code": code_hash()}
     h = input_hash(job, file_digest(job.template.resolve()), extra)
     state = entity_states(read_manifest(manifest)).get(code)
-    return job.output if is_current(state, h, job.output) else None
+    return job.output if is_current(state, h, job.output, manifest.parent) else None
 
 
 GENERATED_PAGES = ("national.ipynb", "outcomes.ipynb", "prefectures/*.ipynb", "municipalities/*.ipynb")
@@ -223,13 +223,19 @@ def stale_pages(paths: ProjectPaths) -> list[str]:
     for year in manifest.get("years", []):
         for job in report_jobs(paths, Selection(all=True), year):
             expected.setdefault(job.output.resolve(), []).append(job)
-    states = entity_states(read_manifest(paths.book / "_manifest" / "runs.jsonl"))
+    runs = paths.book / "_manifest" / "runs.jsonl"
+    states = entity_states(read_manifest(runs))
     extra = {"store": store_hash(paths.processed), "code": code_hash()}
     digests = {t: file_digest(t) for t in {j.template.resolve() for jobs in expected.values() for j in jobs}}
 
     def current(page: Path) -> bool:
         return any(
-            is_current(states.get(j.entity_id), input_hash(j, digests[j.template.resolve()], extra), j.output)
+            is_current(
+                states.get(j.entity_id),
+                input_hash(j, digests[j.template.resolve()], extra),
+                j.output,
+                runs.parent,
+            )
             for j in expected.get(page.resolve(), [])
         )
 

@@ -4,6 +4,7 @@ Record fields::
 
     {"run_id": "20250401T101500Z-3f2a", "entity": "13101", "status": "executed",   # executed|skipped|failed
      "seconds": 0.41, "input_hash": "<sha256>", "output": "/abs/path/13101.ipynb",
+     "output_rel": "../13101.ipynb",                                              # relative to the manifest
      "template": "notebooks/municipality.ipynb", "timestamp": "2025-04-01T10:15:03.2+00:00",
      "worker": "w2", "attempt": 1, "kernel_pid": 4242, "error": null}              # error: "ename: evalue"
 
@@ -13,12 +14,14 @@ killed process is ignored when reading.
 
 An entity's *state* is its latest record that is not ``skipped`` (a skip re-confirms that state rather than
 replacing it); a report is skipped when that state is ``executed`` with the same input hash and output path
-and the output file still exists.
+and the output file still exists. The output path is compared as recorded (absolute) or relative to the
+manifest's folder, so a project that was moved or copied whole keeps its state instead of re-running every report.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -53,18 +56,33 @@ def entity_states(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return states
 
 
-def is_current(state: dict[str, Any] | None, input_hash: str, output: Path) -> bool:
-    """Whether a report can be skipped: executed with these inputs into this file, which still exists."""
+def is_current(state: dict[str, Any] | None, input_hash: str, output: Path, base: Path | None = None) -> bool:
+    """Whether a report can be skipped: executed with these inputs into this file, which still exists.
+
+    ``base`` is the manifest's folder: with it, the file is also recognised by its path relative to the
+    manifest (the project was moved or copied with its manifest)."""
     return (
         state is not None
         and state.get("status") == "executed"
         and state.get("input_hash") == input_hash
-        and state.get("output") == str(output.resolve())
+        and _same_output(state, output, base)
         and output.exists()
     )
 
 
-def to_record(result: JobResult, run_id: str) -> dict[str, Any]:
+def _same_output(state: dict[str, Any], output: Path, base: Path | None) -> bool:
+    if state.get("output") == str(output.resolve()):
+        return True
+    recorded = state.get("output_rel")
+    return base is not None and recorded is not None and recorded == relative_output(output, base)
+
+
+def relative_output(output: Path, base: Path) -> str:
+    """``output`` relative to ``base`` (POSIX separators), the form the manifest records."""
+    return Path(os.path.relpath(output.resolve(), base.resolve())).as_posix()
+
+
+def to_record(result: JobResult, run_id: str, base: Path | None = None) -> dict[str, Any]:
     failure = result.failure
     return {
         "run_id": run_id,
@@ -73,6 +91,7 @@ def to_record(result: JobResult, run_id: str) -> dict[str, Any]:
         "seconds": result.seconds,
         "input_hash": result.input_hash,
         "output": result.output,
+        "output_rel": relative_output(Path(result.output), base) if base is not None else None,
         "template": result.template,
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "worker": result.worker,
@@ -89,7 +108,7 @@ def manifest_writer(path: Path, run_id: str) -> Iterator:
     with path.open("a", encoding="utf-8") as f:
 
         def write(result: JobResult) -> None:
-            f.write(json.dumps(to_record(result, run_id), ensure_ascii=False) + "\n")
+            f.write(json.dumps(to_record(result, run_id, path.parent), ensure_ascii=False) + "\n")
             f.flush()  # survives a killed run; fsync would only add power-loss safety to a cache
 
         yield write

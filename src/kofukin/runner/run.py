@@ -79,7 +79,7 @@ def run_reports(
     t0 = time.perf_counter()
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     manifest_path, failure_report = Path(manifest_path), Path(failure_report)
-    todo, finished = _plan(jobs, read_manifest(manifest_path), force, extra_hash_inputs)
+    todo, finished = _plan(jobs, read_manifest(manifest_path), force, extra_hash_inputs, manifest_path.parent)
     settings = _settings(failure_report, restart_every, timeout)
     summary = RunSummary(manifest_path=manifest_path, failure_report=failure_report)
     with manifest_writer(manifest_path, run_id) as record, _progress_bar(progress, len(todo)) as advance:
@@ -111,7 +111,11 @@ def _validate(jobs: list[ReportJob], workers: int, restart_every: int, timeout: 
 
 
 def _plan(
-    jobs: list[ReportJob], records: list[dict], force: bool, extra: Mapping[str, str] | None
+    jobs: list[ReportJob],
+    records: list[dict],
+    force: bool,
+    extra: Mapping[str, str] | None,
+    manifest_dir: Path,
 ) -> tuple[list[tuple[ReportJob, str]], list[JobResult]]:
     """The jobs to run (with their input hash) and the results known without running: skips, and failures of
     templates that cannot be read."""
@@ -130,7 +134,7 @@ def _plan(
             finished.append(_unreadable(job, digest))
             continue
         h = input_hash(job, digest, extra)
-        if not force and is_current(states.get(job.entity_id), h, job.output):
+        if not force and is_current(states.get(job.entity_id), h, job.output, manifest_dir):
             finished.append(_result(job, h, "skipped"))
         else:
             todo.append((job, h))
