@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -160,3 +161,18 @@ def test_the_book_states_the_data_hashes_and_code_version(good_book):
         expected = f"ビルド情報：kofukin {kofukin.__version__} · git {commit} · データ 7 ファイル"
         assert expected in footer, page
         assert f"指紋 sha256:{fingerprint}" in footer, page
+
+
+def test_a_moved_book_reruns_nothing(good_book, tmp_path):
+    """Moved whole (plain copy, manifest untouched: it names the old absolute paths), the book is current:
+    the site would publish it and the reports stage skips every page, leaving them byte-identical."""
+    from kofukin.paths import ProjectPaths
+    from kofukin.pipeline import stale_pages
+
+    moved = tmp_path / "moved"
+    shutil.copytree(good_book.paths.root, moved, symlinks=True)
+    paths = ProjectPaths(moved.resolve())
+    assert stale_pages(paths) == []
+    out = h.run_cli(h.report_args(), paths.root).stdout
+    assert "7 reports: 0 executed, 7 skipped, 0 failed" in out
+    assert h.pages(paths) == good_book.pages
