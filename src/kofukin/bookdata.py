@@ -117,8 +117,11 @@ class BookData:
         empty = self.store.item_points.iloc[0:0]
         return self._items_by_code.get(lg_code6, empty)
 
-    def _derived(self, name: str):
-        return self.derived.get(name) if self.derived is not None else None
+    def _derived_or(self, name: str, compute: Callable[[], T]) -> T:
+        """The persisted table ``name`` (:mod:`kofukin.derived`) when the store has a current one, else
+        ``compute()``."""
+        persisted = self.derived.get(name) if self.derived is not None else None
+        return persisted if persisted is not None else compute()
 
     def _batched(
         self, key: str, code: str, single: Callable[[], T], every: Callable[[], Mapping[str, T]]
@@ -134,10 +137,6 @@ class BookData:
                 return single()
             batch = self._batches[key] = every()
         return batch[code] if code in batch else single()  # single() explains a municipality it lacks
-
-    def _gains_tables(self, from_year: str, to_year: str) -> tuple[pd.DataFrame, ...]:
-        persisted = self._derived(f"gains-{from_year}-{to_year}")
-        return persisted if persisted is not None else self.compute_gains_tables(from_year, to_year)
 
     def compute_gains_tables(self, from_year: str, to_year: str) -> tuple[pd.DataFrame, ...]:
         """The national gains tables of a pair of years (:func:`kofukin.gains.gains_tables`)."""
@@ -164,21 +163,25 @@ class BookData:
                 to_year,
                 subtotals=self.panel,
             ),
-            lambda: GainsByCode(*self._gains_tables(from_year, to_year), from_year, to_year),
+            lambda: GainsByCode(
+                *self._derived_or(key, lambda: self.compute_gains_tables(from_year, to_year)),
+                from_year,
+                to_year,
+            ),
         )
 
     def achieved_of(self, lg_code6: str, year: str) -> pd.DataFrame:
         """Items achieved 「n of N」 of the municipality (:func:`kofukin.profile.items_achieved_table`)."""
+        key = f"achieved-{year}"
 
         def single() -> pd.DataFrame:
             mine = self.items_of(lg_code6)
             return items_achieved_table(mine[mine["fiscal_year"] == year], self.catalogue, year, [lg_code6])
 
         def every() -> RowsByCode:
-            persisted = self._derived(f"achieved-{year}")
-            return RowsByCode(persisted if persisted is not None else self.compute_achieved(year))
+            return RowsByCode(self._derived_or(key, lambda: self.compute_achieved(year)))
 
-        return self._batched(f"achieved-{year}", lg_code6, single, every)
+        return self._batched(key, lg_code6, single, every)
 
     def national(self, year: str) -> summary.NationalSummary:
         if year not in self._national:
@@ -196,8 +199,7 @@ class BookData:
     @cached_property
     def outcome_frame(self) -> pd.DataFrame:
         """Insurer-level analysis frame (広域連合 members pooled) for the outcome regressions."""
-        persisted = self._derived("outcome_frame")
-        return persisted if persisted is not None else self.compute_outcome_frame()
+        return self._derived_or("outcome_frame", self.compute_outcome_frame)
 
     def compute_outcome_frame(self) -> pd.DataFrame:
         items = self.store.item_points
@@ -215,8 +217,7 @@ class BookData:
         return _PerYear(self._shrunken_of)
 
     def _shrunken_of(self, year: str) -> pd.DataFrame:
-        persisted = self._derived(f"shrunken-{year}")
-        return persisted if persisted is not None else self.compute_shrunken(self.outcome_frame, year)
+        return self._derived_or(f"shrunken-{year}", lambda: self.compute_shrunken(self.outcome_frame, year))
 
     @staticmethod
     def compute_shrunken(frame: pd.DataFrame, year: str) -> pd.DataFrame:
