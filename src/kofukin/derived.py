@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kofukin.paths import REFERENCE_DIR
+from kofukin.paths import REFERENCE_DIR, sha256_file
 from kofukin.store import MANIFEST, staging_dir, swap_directory
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def derived_key(processed: Path) -> str:
     h.update(code_hash().encode())
     for name in _REFERENCE_FILES:
         h.update(name.encode())
-        h.update(hashlib.sha256((REFERENCE_DIR / name).read_bytes()).digest())
+        h.update(sha256_file(REFERENCE_DIR / name).encode())
     return h.hexdigest()
 
 
