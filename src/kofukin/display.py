@@ -6,7 +6,6 @@ markup — and figures as PNG images with alternative text, so the page stays re
 
 from __future__ import annotations
 
-import re
 from html import escape
 from typing import Any
 
@@ -14,6 +13,7 @@ import pandas as pd
 from IPython.display import HTML, Image, Markdown, display
 from myst_nb import glue
 
+from kofukin.narrative import one_line
 from kofukin.report import Report
 
 
@@ -73,22 +73,17 @@ def html_table(df: pd.DataFrame, *, link_column: str | None = None, href: str = 
     display(HTML(f'<div class="kofukin-table-wrap">{html}</div>'))
 
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
 def _is_text(column: pd.Series) -> bool:
     return column.dtype == object or pd.api.types.is_string_dtype(column.dtype)
 
 
 def _one_line(df: pd.DataFrame) -> pd.DataFrame:
-    """Line breaks inside text cells as spaces: ``to_html`` would print them as a literal ``\\n``, and a
-    name from a workbook cell can hold one."""
+    """Text cells on one line (:func:`kofukin.narrative.one_line`): ``to_html`` would print a line break as a
+    literal ``\\n``."""
     out = df.copy()
     for c in out.columns:
-        if pd.api.types.is_string_dtype(out[c].dtype) and out[c].dtype != object:
-            out[c] = out[c].str.replace(_LINE_BREAK.pattern, " ", regex=True)
-        elif out[c].dtype == object:  # mixed cells: only the strings
-            out[c] = out[c].map(lambda v: _LINE_BREAK.sub(" ", v) if isinstance(v, str) else v)
+        if _is_text(out[c]):
+            out[c] = out[c].map(lambda v: one_line(v) if isinstance(v, str) else v)
     return out
 
 

@@ -10,13 +10,20 @@ import re
 
 import pandas as pd
 
+_LINE_BREAKS = re.compile(r"[\r\n]+")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~\"'&$:])")
+
+
+def one_line(text: object) -> str:
+    """Line breaks folded to one space: a name from a workbook cell can hold one, and a title, a sentence or a
+    table cell must not break (or show ``\\n``) there."""
+    return _LINE_BREAKS.sub(" ", str(text))
 
 
 def md(text: object) -> str:
     """Data as literal Markdown/MyST text: ASCII punctuation backslash-escaped, newlines folded to a space,
     so a name like ``<script>`` or ``**`` shows as text (page titles, sentences, standalone glue)."""
-    return _MD_SPECIAL.sub(r"\\\1", re.sub(r"[\r\n]+", " ", str(text)))
+    return _MD_SPECIAL.sub(r"\\\1", one_line(text))
 
 
 def year_ja(year: str) -> str:
