@@ -239,7 +239,7 @@ class GoodBook:
         runner's manifest, whose records name each page by absolute path and now name the copy's."""
         shutil.copytree(self.paths.root, target, symlinks=True)
         paths = ProjectPaths(target.resolve())
-        runs = paths.book / "_manifest" / "runs.jsonl"
+        runs = paths.runs_manifest
         runs.write_text(
             runs.read_text(encoding="utf-8").replace(str(self.paths.root), str(paths.root)), "utf-8"
         )

@@ -120,7 +120,7 @@ def test_killed_reports_keep_every_page_whole_and_the_next_run_completes(good_bo
     the untouched ones byte-identical, no kernel is orphaned, the mixed book is not published, and the next
     run executes only what is missing."""
     paths = good_book.copy(tmp_path / "book")
-    runs = paths.book / "_manifest" / "runs.jsonl"
+    runs = paths.runs_manifest
     n_before = len(read_manifest(runs))
     assert n_before == len(good_book.pages) == 7  # national, outcomes, 鳥取県, four municipalities
     old_national = _glue(paths.book / "national.ipynb")

@@ -54,6 +54,11 @@ class ProjectPaths:
         return self.root / "book"
 
     @property
+    def runs_manifest(self) -> Path:
+        """The report runner's manifest (:mod:`kofukin.runner.manifest`); its failure report sits beside it."""
+        return self.book / "_manifest" / "runs.jsonl"
+
+    @property
     def build(self) -> Path:
         return self.root / "_build"
 

@@ -165,12 +165,11 @@ def run_report_stage(
     jobs = report_jobs(paths, sel, year)
     if jobs:
         ensure_derived(paths.processed)
-    manifest_dir = paths.book / "_manifest"
     return run_reports(
         jobs,
         workers=workers,
-        manifest_path=manifest_dir / "runs.jsonl",
-        failure_report=manifest_dir / "failures.md",
+        manifest_path=paths.runs_manifest,
+        failure_report=paths.runs_manifest.parent / "failures.md",
         force=force,
         progress=progress,
         extra_hash_inputs={"store": store_hash(paths.processed), "code": code_hash()},
@@ -187,7 +186,7 @@ def current_book_report(paths: ProjectPaths, code: str, year: str) -> Path | Non
     from kofukin.runner.jobs import file_digest, input_hash
     from kofukin.runner.manifest import entity_states, is_current, read_manifest
 
-    manifest = paths.book / "_manifest" / "runs.jsonl"
+    manifest = paths.runs_manifest
     if not manifest.exists():
         return None
     jobs = [j for j in report_jobs(paths, Selection(municipalities=[code]), year) if j.entity_id == code]
@@ -223,7 +222,7 @@ def stale_pages(paths: ProjectPaths) -> list[str]:
     for year in manifest.get("years", []):
         for job in report_jobs(paths, Selection(all=True), year):
             expected.setdefault(job.output.resolve(), []).append(job)
-    runs = paths.book / "_manifest" / "runs.jsonl"
+    runs = paths.runs_manifest
     states = entity_states(read_manifest(runs))
     extra = {"store": store_hash(paths.processed), "code": code_hash()}
     digests = {t: file_digest(t) for t in {j.template.resolve() for jobs in expected.values() for j in jobs}}
