@@ -94,7 +94,7 @@ def test_parameters_are_injected_as_strings(mixed):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and 'code = "01000"\n' in injected[0].source
     assert "type=str code=01000 leaked=None" in stdout_of(nb)
-    assert nb.cells[-2].outputs[0].data["text/plain"].startswith("{'code': '01000'")
+    assert nb.cells[-3].outputs[0].data["text/plain"].startswith("{'code': '01000'")
 
 
 @pytest.mark.slow
@@ -199,6 +199,22 @@ def test_outputs_equal_a_papermill_run(mixed, tmp_path):
         )
         assert _normalised(a.get("outputs", [])) == _normalised(b.get("outputs", []))
         assert a.metadata.papermill.status == b.metadata.papermill.status == "completed"
+
+
+def test_printed_text_and_displays_keep_their_order(mixed):
+    """The kernels flush a stream before a display only when it holds text (kernel.py, ``_PREPARE``): text
+    printed between displays must still land between them."""
+    _, out, _ = mixed
+    last = read(out / "01000.ipynb").cells[-1]
+    shown = [
+        o["text"].strip() if o["output_type"] == "stream" else o["data"]["text/html"] for o in last.outputs
+    ]
+    assert shown == ["before", "<p>first</p>", "to stderr", "<p>second</p>", "<p>third</p>", "after"]
+    assert [o.get("name") for o in last.outputs if o["output_type"] == "stream"] == [
+        "stdout",
+        "stderr",
+        "stdout",
+    ]
 
 
 def _normalised(outputs: list) -> str:
