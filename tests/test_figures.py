@@ -5,6 +5,7 @@ the previous one (a stale bar, an old legend name, the last report's axis range)
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -149,3 +150,67 @@ def test_the_figures_show_this_municipalitys_numbers_and_names():
     assert point.get_xdata()[0] == pytest.approx(r["estimate"])
     (segment,) = ax.containers[0].lines[2][0].get_segments()
     assert segment[:, 0].tolist() == pytest.approx([r["ci_low"], r["ci_high"]])
+
+
+# --- The cached seaborn theme (figures.setup) -----------------------------------------------------------------
+
+
+def test_the_cached_theme_draws_what_seaborn_draws():
+    """setup() applies seaborn's theme from a cache, without importing seaborn: every figure must come out
+    pixel for pixel as under ``sns.set_theme`` itself (a setting the cache missed would show here)."""
+    import matplotlib
+    import seaborn as sns
+
+    def draw_all() -> list[np.ndarray]:
+        out = [pixels(figures.png(plot.figure(*args(3)))) for plot, args in CASES.values()]
+        values = pd.Series(np.arange(40) * 20.0)
+        out.append(pixels(figures.png(figures.distribution(values, values * 0.9, "甲県"))))
+        return out
+
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        sns.set_theme(**figures.THEME)
+        by_seaborn = draw_all()
+        matplotlib.rcdefaults()
+        with warnings.catch_warnings():  # matplotlib's default font has no Japanese glyphs
+            warnings.simplefilter("ignore", UserWarning)
+            unthemed = draw_all()
+        figures.setup()
+        by_cache = draw_all()
+    for a, b, c in zip(by_seaborn, by_cache, unthemed, strict=True):
+        assert np.array_equal(a, b)
+        assert not np.array_equal(a, c)  # the theme changes every figure: the comparison is not vacuous
+
+
+def test_a_torn_theme_cache_is_computed_again(tmp_path, monkeypatch):
+    path = tmp_path / "theme.pickle"
+    path.write_bytes(b"\x80\x04torn")
+    monkeypatch.setattr(figures, "theme_cache_path", lambda: path)
+    figures._cached_theme.cache_clear()
+    try:
+        figures.setup()
+        import pickle
+
+        cached = pickle.loads(path.read_bytes())
+        assert cached["rc"] == figures.seaborn_theme()["rc"]
+        assert cached["rc"]["font.family"] == [figures.FONT]
+        assert cached["rc"]["axes.grid"] is True and cached["rc"]["axes.unicode_minus"] is False
+        assert list(cached["colormaps"]) == [cached["rc"]["image.cmap"]]
+    finally:
+        figures._cached_theme.cache_clear()
+
+
+def test_a_report_kernel_imports_neither_seaborn_nor_scipy():
+    """Importing them cost a second of every cold ``kofukin report``: with the theme cached and the outcome fit
+    persisted, a municipality template's imports must not pull them in."""
+    import subprocess
+    import sys
+
+    figures.setup()  # the cache exists from here on
+    code = (
+        "import sys; from kofukin import display; from kofukin.figures import setup; setup();"
+        "from kofukin.report import municipality_report;"
+        "print(sorted(m for m in ('seaborn', 'scipy', 'statsmodels') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

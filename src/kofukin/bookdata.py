@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pandas as pd
 
-from kofukin import outcomes, shrinkage, summary
+from kofukin import outcomes, summary
 from kofukin.bycode import RowsByCode
 from kofukin.derived import DerivedTables, open_derived
 from kofukin.gains import GainsByCode, GainsLosses, gains_losses, gains_tables
@@ -221,6 +221,9 @@ class BookData:
 
     @staticmethod
     def compute_shrunken(frame: pd.DataFrame, year: str) -> pd.DataFrame:
+        # Imported here: it needs scipy (patsy too), ~0.5 s that a report reading the persisted fit never uses.
+        from kofukin import shrinkage
+
         return shrinkage.shrink_outcomes(frame, year)
 
     def unit_of(self, lg_code6: str, year: str) -> str:
