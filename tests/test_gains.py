@@ -226,13 +226,13 @@ def test_every_municipality_at_once_equals_one_at_a_time(items):
     with and without published subtotals; a municipality missing a year is simply absent."""
     from analysis_fixtures import default_attributes, panel_from_items
 
-    from kofukin.gains import gains_losses_by_code
+    from kofukin.gains import GainsByCode, gains_tables
 
     cat = load_catalogue()
     attrs = pd.concat([default_attributes(sorted(set(items["lg_code6"])), y) for y in ("R6", "R7")])
     panel = panel_from_items(items, attrs)
     for subtotals in (None, panel):
-        every = gains_losses_by_code(items, cat, CROSSWALK, "R6", "R7", subtotals)
+        every = GainsByCode(*gains_tables(items, cat, CROSSWALK, "R6", "R7", subtotals), "R6", "R7")
         assert set(every) == {A, B}  # codes_of("01")[2] has R7 only
         for code in (A, B):
             one = gains_losses(items, cat, CROSSWALK, code, "R6", "R7", subtotals)

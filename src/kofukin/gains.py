@@ -405,7 +405,7 @@ def gains_tables(
     to_year: str,
     subtotals: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The national tables behind :func:`gains_losses_by_code`: comparable items, not-comparable items and the
+    """The national tables behind :class:`GainsByCode`: comparable items, not-comparable items and the
     effect per goal, every municipality scored in both years, each row keyed by ``lg_code6``."""
     both = item_points[item_points["fiscal_year"].isin([from_year, to_year])]
     items, nc = gains_losses_table(both, catalogue, crosswalk, from_year, to_year)
@@ -416,7 +416,8 @@ def gains_tables(
 class GainsByCode(Mapping[str, GainsLosses]):
     """``code → GainsLosses`` over the national tables of :func:`gains_tables`, each built when asked.
 
-    Building all 1,741 at once cost more than computing the tables; a report needs one."""
+    Building all 1,741 at once cost more than computing the tables; a report needs one. Each value equals
+    ``gains_losses(item_points, …, code, …)`` (``tests/test_gains.py``)."""
 
     def __init__(
         self,
@@ -451,23 +452,6 @@ class GainsByCode(Mapping[str, GainsLosses]):
         return len(self._items)
 
 
-def gains_losses_by_code(
-    item_points: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    crosswalk: pd.DataFrame,
-    from_year: str,
-    to_year: str,
-    subtotals: pd.DataFrame | None = None,
-) -> GainsByCode:
-    """:func:`gains_losses` of every municipality scored in both years, computed in one vectorised pass.
-
-    A report kernel runs hundreds of municipalities: one pass over the national table costs what a dozen
-    single-municipality calls cost. Each value equals ``gains_losses(item_points, …, code, …)``.
-    """
-    tables = gains_tables(item_points, catalogue, crosswalk, from_year, to_year, subtotals)
-    return GainsByCode(*tables, from_year, to_year)
-
-
 __all__ = [
     "COMPARABLE_RELATIONS",
     "NON_COMPARABLE_RELATIONS",
@@ -476,7 +460,6 @@ __all__ = [
     "GainsLosses",
     "crosswalk_pairs",
     "gains_losses",
-    "gains_losses_by_code",
     "gains_losses_table",
     "gains_tables",
     "goal_effects",
