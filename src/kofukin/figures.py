@@ -7,10 +7,10 @@ empty boxes: a missing glyph is a ``UserWarning`` that the tests turn into an er
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
-import os
 import pickle
 from importlib.metadata import version
 from pathlib import Path
@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from kofukin.paths import write_bytes_atomic
 
 FONT = "IPAexGothic"
 DPI = 96
@@ -92,12 +94,8 @@ def _cached_theme() -> dict:
     except Exception:  # absent, torn or from an incompatible pickle: compute it again
         pass
     theme = seaborn_theme()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:  # a cache: a read-only or full disk only costs the import next time
-        tmp.write_bytes(pickle.dumps(theme))
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a cache: a read-only or full disk only costs the import next time
+        write_bytes_atomic(path, pickle.dumps(theme))
     return theme
 
 

@@ -12,14 +12,13 @@ municipalities — a test book or a partial run — so that ``only_build_toc_fil
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from kofukin.paths import write_bytes_atomic
 from kofukin.reference import load_master, load_prefectures
 
 TOC_FILE = "_toc.yml"
@@ -155,12 +154,4 @@ def present_docnames(book_root: Path) -> set[str]:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write via a temporary sibling and rename, so a reader never sees half a toc."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
