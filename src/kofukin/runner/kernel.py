@@ -159,7 +159,6 @@ class WarmKernel:
             except Exception:
                 await self._stop()
         await self._start(cwd)
-        await self._run_silently(_PREPARE)
         await self._reset(cwd)
 
     async def _start(self, cwd: Path) -> None:
@@ -175,6 +174,7 @@ class WarmKernel:
         self.km, self.kc, self.notebooks = km, kc, 0
         try:
             await kc.wait_for_ready(timeout=START_TIMEOUT)
+            await self._run_silently(_PREPARE)
         except BaseException:
             await self._stop()
             raise
