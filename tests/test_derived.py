@@ -47,9 +47,10 @@ def _assert_same_report(a, b) -> None:
 def test_the_ingest_wrote_current_derived_tables(processed):
     tables = derived.open_derived(processed)
     assert tables is not None, "kofukin ingest derives the tables a first report needs"
-    for name in ("outcome_frame", "shrunken-R8", "achieved-R8", "gains-R6-R7", "gains-R7-R8"):
+    for name in ("outcome_frame", "shrunken-R8", "achieved-R8", "gains-R6-R7", "gains-R7-R8", "reach-R8"):
         assert tables.get(name) is not None, name
     assert tables.get("gains-R6-R8") is None, "only pairs of consecutive years are compared"
+    assert tables.get("reach-R7") is None, "items within reach only for the year the book reports on"
 
 
 def test_reports_from_persisted_tables_equal_reports_computed_in_the_kernel(processed):
@@ -63,7 +64,10 @@ def test_reports_from_persisted_tables_equal_reports_computed_in_the_kernel(proc
             _assert_same_report(
                 municipality_report(code, year, persisted), municipality_report(code, year, computed)
             )
-    assert set(persisted._batches) == {"gains-R7-R8", "achieved-R8", "gains-R6-R7", "achieved-R7"}
+    assert set(persisted._batches) == {
+        *("gains-R7-R8", "achieved-R8", "reach-R8", "reach-changes-R8"),
+        *("gains-R6-R7", "achieved-R7"),
+    }
     assert computed._batches == {}
     pd.testing.assert_frame_equal(persisted.shrunken["R8"], computed.shrunken["R8"])
     assert persisted.shrunken["R8"].attrs == computed.shrunken["R8"].attrs  # τ², κ, α travel with the table

@@ -8,7 +8,15 @@ from analysis_fixtures import codes_of, default_attributes, identity_crosswalk, 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kofukin.reach import item_bands, persistent_zeros, recoverable_points, within_reach, within_reach_table
+from kofukin.reach import (
+    ReachByCode,
+    item_bands,
+    persistent_zeros,
+    recoverable_points,
+    within_reach,
+    within_reach_every,
+    within_reach_table,
+)
 from kofukin.reference import load_catalogue
 from kofukin.scoring import indicator_points
 from kofukin.summary import dense_item_points
@@ -225,6 +233,29 @@ def test_vectorised_table_matches(data):
     assert mine["item_id"].tolist() == one["item_id"].tolist()
     assert mine["recoverable"].tolist() == one["recoverable"].tolist()
     assert mine["peer_share"].tolist() == pytest.approx(one["peer_share"].tolist())
+
+
+@pytest.mark.parametrize("year", ["R6", "R7", "R8"])
+def test_every_municipality_at_once_equals_one_at_a_time(data, year):
+    """The tables a build persists (one pass over every municipality) give each one exactly its own call."""
+    items, panel = data
+    cat = load_catalogue()
+    cw = pd.concat([identity_crosswalk("R6", "R7"), identity_crosswalk("R7", "R8")])
+    every = ReachByCode(within_reach_every(panel, items, cat, year, cw, threshold=0.2))
+    scored = sorted(panel.loc[(panel["fiscal_year"] == year) & panel["grand_total"].notna(), "lg_code6"])
+    assert sorted(every) == scored and len(every) == len(scored)
+    for code in scored:
+        a, b = every[code], within_reach(panel, items, cat, code, year, crosswalk=cw, threshold=0.2)
+        assert (a.comparison, a.n_comparison, a.threshold) == (b.comparison, b.n_comparison, b.threshold)
+        pd.testing.assert_frame_equal(a.items, b.items)
+        pd.testing.assert_frame_equal(a.persistent_zero, b.persistent_zero)
+        pd.testing.assert_frame_equal(a.bands, b.bands)
+    if year == "R8":  # M alone is scored in R8: its zeros of three years
+        assert "R8-suishin-I-taisei-1-ア" in set(every[M].persistent_zero["item_id"])
+        assert PEERS[0] not in every
+    if year == "R7":
+        assert every[M].items["item_id"].tolist()[:1] == ["R7-suishin-II-katsudo-1-ウ"]
+        assert every[M].n_comparison == 5 and every[OUTSIDER].n_comparison == 0
 
 
 PROPERTY_ITEMS = [

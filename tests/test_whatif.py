@@ -14,7 +14,8 @@ from analysis_fixtures import (
 )
 
 from kofukin.reference import load_catalogue
-from kofukin.whatif import what_if_rank
+from kofukin.summary import dense_item_points
+from kofukin.whatif import grant_changes, what_if_rank
 
 CODES = codes_of("01")[:3] + codes_of("47")[:1]  # the Okinawa municipality is alone in its prefecture
 
@@ -127,6 +128,31 @@ def test_items_gained_through_the_rules(items_data):
         catalogue=cat,
     )
     assert w.ranks.set_index("key").loc["grand_total", "change"] == 6
+
+
+def test_grant_changes_of_many_municipalities_equal_what_if_one_at_a_time(items_data):
+    """One pass for every municipality (what a build persists) gives what_if_rank's changes, rule for rule."""
+    a, b, items, panel = items_data
+    cat = load_catalogue()
+    asked = {
+        a: [f"R7-suishin-IV-outcome-1-イ-{k}" for k in "①②③④"]  # 択一: イ 20 beats ア 15, +5
+        + ["R7-shien-I-katsudo-9-イ-①", "R7-shien-I-katsudo-9-イ-②"],  # cap 4 with 3 held: +1
+        b: [
+            "R7-suishin-II-katsudo-1-ウ",
+            "R7-suishin-I-taisei-1-ア",
+        ],  # ウ brings イ (ア held): +8; ア held: 0
+    }
+    chosen = pd.DataFrame([(c, i) for c, ids in asked.items() for i in ids], columns=["lg_code6", "item_id"])
+    dense = dense_item_points(items, cat, "R7", [a, b])
+    got = grant_changes(dense, chosen, cat).set_index("lg_code6")
+    assert got.loc[a].tolist() == [5, 1, 6] and got.loc[b].tolist() == [8, 0, 8]
+    for code, ids in asked.items():
+        one = what_if_rank(panel, "R7", code, items=ids, item_points=items, catalogue=cat).target_changes
+        assert got.loc[code].tolist() == [
+            int(one[k]) for k in ("suishin_total", "shien_total", "grand_total")
+        ]
+    with pytest.raises(ValueError, match="not in the year's catalogue"):
+        grant_changes(dense, pd.DataFrame({"lg_code6": [a], "item_id": ["R8-suishin-I-taisei-1-ア"]}), cat)
 
 
 def test_items_need_the_item_tables_and_known_ids(items_data):

@@ -26,9 +26,11 @@ from kofukin.grants import basic_allocation_estimate
 from kofukin.memo import freeze
 from kofukin.paths import project_paths
 from kofukin.profile import items_achieved_table
+from kofukin.reach import ReachByCode, ReachTables, WithinReach, within_reach, within_reach_every
 from kofukin.reference import load_budgets, load_catalogue, load_crosswalk
-from kofukin.scoring import FISCAL_YEARS, indicator_points
+from kofukin.scoring import FISCAL_YEARS, GRANTS, indicator_points
 from kofukin.store import MANIFEST, Store, load_store
+from kofukin.whatif import grant_changes, what_if_rank
 
 T = TypeVar("T")
 
@@ -180,6 +182,63 @@ class BookData:
 
         def every() -> RowsByCode:
             return RowsByCode(self._derived_or(key, lambda: self.compute_achieved(year)))
+
+        return self._batched(key, lg_code6, single, every)
+
+    def compute_reach(self, year: str) -> ReachTables:
+        """Items within reach of every municipality (:func:`kofukin.reach.within_reach_every`)."""
+        return within_reach_every(self.panel, self.store.item_points, self.catalogue, year, self.crosswalk)
+
+    def compute_reach_changes(self, year: str, reach: ReachTables) -> pd.DataFrame:
+        """The grant totals' changes of every municipality gaining all its items within reach
+        (:func:`kofukin.whatif.grant_changes`)."""
+        codes = list(reach.n_comparison)
+        dense = summary.dense_item_points(self._items_by_year[year], self.catalogue, year, codes)
+        return grant_changes(dense, reach.items[["lg_code6", "item_id"]], self.catalogue)
+
+    def reach_of(self, lg_code6: str, year: str) -> WithinReach:
+        """The municipality's items within reach (:func:`kofukin.reach.within_reach`, 同条件 comparison)."""
+        key = f"reach-{year}"
+        return self._batched(
+            key,
+            lg_code6,
+            lambda: within_reach(
+                self.panel,
+                self.store.item_points,
+                self.catalogue,
+                lg_code6,
+                year,
+                crosswalk=self.crosswalk,
+                own_items=self.items_of(lg_code6),
+            ),
+            lambda: ReachByCode(self._derived_or(key, lambda: self.compute_reach(year))),
+        )
+
+    def reach_changes_of(self, reach: WithinReach) -> dict[str, int]:
+        """``{"suishin": x, "shien": y}``: what gaining every item of ``reach`` (:meth:`reach_of`) adds to the
+        grant totals, through the scoring rules (:func:`kofukin.whatif.what_if_rank` with ``items``)."""
+        lg_code6, year = reach.lg_code6, reach.year
+        key = f"reach-changes-{year}"
+
+        def single() -> dict[str, int]:
+            if reach.items.empty:
+                return {grant: 0 for grant in GRANTS}
+            changes = what_if_rank(
+                self.panel,
+                year,
+                lg_code6,
+                items=list(reach.items["item_id"]),
+                item_points=self.items_of(lg_code6),
+                catalogue=self.catalogue,
+            ).target_changes
+            return {grant: int(changes[f"{grant}_total"]) for grant in GRANTS}
+
+        def every() -> dict[str, dict[str, int]]:
+            table = self._derived_or(key, lambda: self.compute_reach_changes(year, self.compute_reach(year)))
+            return {
+                row["lg_code6"]: {grant: int(row[f"{grant}_total"]) for grant in GRANTS}
+                for row in table.to_dict("records")
+            }
 
         return self._batched(key, lg_code6, single, every)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kofukin.paths import REFERENCE_DIR, sha256_file
+from kofukin.scoring import FISCAL_YEARS
 from kofukin.store import MANIFEST, staging_dir, swap_directory
 
 if TYPE_CHECKING:
@@ -88,6 +89,11 @@ def compute(data: BookData) -> dict[str, Any]:
     for y in years:
         out[f"shrunken-{y}"] = data.compute_shrunken(out["outcome_frame"], y)
         out[f"achieved-{y}"] = data.compute_achieved(y)
+    # Items within reach only for the year the book reports on (~4 s a year); another year's report computes
+    # its own.
+    latest = max(years, key=FISCAL_YEARS.index)
+    out[f"reach-{latest}"] = data.compute_reach(latest)
+    out[f"reach-changes-{latest}"] = data.compute_reach_changes(latest, out[f"reach-{latest}"])
     for y in years:
         prev = data.previous_year(y)
         if prev is not None:

@@ -22,12 +22,13 @@ recoverable points count them (a municipality at 0 that reaches 上位3割 of a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from kofukin.bycode import RowsByCode
 from kofukin.gains import crosswalk_pairs
 from kofukin.layout import RANK_BAND_JA, RANK_BANDS
 from kofukin.memo import by_identity
@@ -38,6 +39,7 @@ _CIRCLED = {"①": 1, "②": 2, "③": 3, "④": 4}
 _KANA = {"ア": 1, "イ": 2, "ウ": 3, "エ": 4}
 IND_KEYS = ["grant", "goal", "group", "indicator_no"]
 RANK_SHARE_TOLERANCE = 0.03
+SAME_CONDITIONS_JA = "同条件（規模区分×過疎）"
 
 
 @by_identity
@@ -288,8 +290,7 @@ def within_reach(
     )
     items = cand[ITEM_COLUMNS].reset_index(drop=True)
 
-    # Empty (fewer than three years, or no crosswalk) still has the columns a report shows.
-    persistent = pd.DataFrame(columns=["item_id", "recoverable", "peer_share", "item_label", "max_points"])
+    persistent = no_persistent_zeros()
     if crosswalk is not None:
         found = persistent_zeros(own_items, crosswalk, lg_code6, year)
         if not found.empty:
@@ -303,13 +304,19 @@ def within_reach(
     return WithinReach(
         lg_code6=lg_code6,
         year=year,
-        comparison="peers" if peers is not None else "同条件（規模区分×過疎）",
+        comparison="peers" if peers is not None else SAME_CONDITIONS_JA,
         n_comparison=len(group),
         threshold=threshold,
         items=items,
         persistent_zero=persistent,
         bands=band_table(own),
     )
+
+
+def no_persistent_zeros() -> pd.DataFrame:
+    """``persistent_zero`` when there is none (fewer than three years, no crosswalk): still the columns a
+    report shows."""
+    return pd.DataFrame(columns=["item_id", "recoverable", "peer_share", "item_label", "max_points"])
 
 
 def _comparable_map(crosswalk: pd.DataFrame, from_year: str, to_year: str) -> pd.Series | None:
@@ -382,15 +389,16 @@ def _band_label(k: int, basis: str) -> str:
     return f"第{k}段階" if k else "未達"
 
 
-def band_table(own: pd.DataFrame) -> pd.DataFrame:
+def band_table(own: pd.DataFrame, by_code: bool = False) -> pd.DataFrame:
     """Per banded indicator and measure: the highest band reached (0 = none) and what the next band adds.
 
-    ``own`` is one municipality's :func:`recoverable_points` output.
+    ``own`` is one municipality's :func:`recoverable_points` output; with ``by_code``, any number of
+    municipalities', and the table starts with their ``lg_code6`` (each one's rows as it alone would give).
     """
     b = own[own["band"] > 0].copy()
     if b.empty:
         return pd.DataFrame()
-    keys = [*IND_KEYS, "indicator_name_ja", "measure"]
+    keys = [*(["lg_code6"] if by_code else []), *IND_KEYS, "indicator_name_ja", "measure"]
     b = b.sort_values([*keys, "band"], kind="stable")
     b["held_band"] = b["band"].where(b["points"] > 0, 0)
     b["held_label"] = np.where(
@@ -433,14 +441,12 @@ def band_table(own: pd.DataFrame) -> pd.DataFrame:
     ]
 
 
-def within_reach_table(
-    panel: pd.DataFrame,
-    item_points: pd.DataFrame,
-    catalogue: pd.DataFrame,
-    year: str,
-    threshold: float = 0.30,
+def _reach_frame(
+    panel: pd.DataFrame, item_points: pd.DataFrame, catalogue: pd.DataFrame, year: str
 ) -> pd.DataFrame:
-    """:func:`within_reach`'s ``items`` for every municipality of ``year`` at once (同条件 comparison; vectorised)."""
+    """Every scored municipality's items of ``year`` with their recoverable points, the share of its 同条件
+    group (itself left out, as in :func:`comparison_group`) and of the nation scoring each — the table
+    :func:`within_reach` builds for one municipality, for all of them in one pass."""
     rows = scored_rows(panel, year)[["lg_code6", *PEER_KEYS]].copy()
     rows["kaso"] = rows["kaso"].astype(bool)
     d = dense_item_points(item_points, catalogue, year, rows["lg_code6"])
@@ -452,8 +458,12 @@ def within_reach_table(
     d["n_peers"] = n_group - 1
     d["peer_share"] = ((grp - d["scoring"]) / d["n_peers"].where(d["n_peers"] > 0)).fillna(0.0)
     d["national_share"] = d.groupby("item_id", sort=False)["scoring"].transform("mean")
+    d["item_label"] = d["item_id"].map(item_labels(catalogue))
+    return d
+
+
+def _reach_items(d: pd.DataFrame, threshold: float) -> pd.DataFrame:
     out = d[(d["points"] == 0) & (d["peer_share"].round(12) >= threshold) & (d["recoverable"] > 0)].copy()
-    out["item_label"] = out["item_id"].map(item_labels(catalogue))
     out["note"] = ""
     out = out.sort_values(
         ["lg_code6", "recoverable", "peer_share", "item_id"],
@@ -463,13 +473,136 @@ def within_reach_table(
     return out[["fiscal_year", "lg_code6", *ITEM_COLUMNS]].reset_index(drop=True)
 
 
+def within_reach_table(
+    panel: pd.DataFrame,
+    item_points: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    year: str,
+    threshold: float = 0.30,
+) -> pd.DataFrame:
+    """:func:`within_reach`'s ``items`` for every municipality of ``year`` at once (同条件 comparison; vectorised)."""
+    return _reach_items(_reach_frame(panel, item_points, catalogue, year), threshold)
+
+
+def persistent_zeros_table(
+    item_points: pd.DataFrame, crosswalk: pd.DataFrame, year: str, n_years: int = 3
+) -> pd.DataFrame:
+    """:func:`persistent_zeros` of every municipality with item points in each of the ``n_years`` years, in one
+    pass: ``lg_code6`` followed by that function's columns, each municipality's rows in its order."""
+    pred = _predecessors(crosswalk, year, n_years - 1)
+    columns = ["lg_code6", "item_id", *pred.columns[1:]]
+    if pred.empty:
+        return pd.DataFrame(columns=columns)
+    years = [year] + [c.removeprefix("item_id_") for c in pred.columns[1:]]
+    ip = item_points[item_points["fiscal_year"].isin(years)]
+    n_years_held = ip.groupby("lg_code6", sort=False)["fiscal_year"].nunique()
+    codes = np.array(sorted(n_years_held.index[n_years_held == len(years)]), dtype=object)
+    ip = ip[ip["lg_code6"].isin(codes)]
+    pts = ip.groupby(["lg_code6", "item_id"], sort=False)["points"].sum()
+    held = pts[pts != 0].index
+    ids = pd.Index(pd.unique(pred.to_numpy().ravel()))
+    scored = np.zeros((len(ids), len(codes)), dtype=bool)  # item × municipality: points ≠ 0 in its year
+    item_at = ids.get_indexer(held.get_level_values("item_id"))
+    known = item_at >= 0
+    scored[item_at[known], pd.Index(codes).get_indexer(held.get_level_values("lg_code6"))[known]] = True
+    zero = np.ones((len(pred), len(codes)), dtype=bool)
+    for c in pred.columns:
+        zero &= ~scored[ids.get_indexer(pred[c])]
+    code_at, row_at = np.nonzero(zero.T)  # municipality-major: each one's rows in the predecessors' order
+    out = pred.iloc[row_at].reset_index(drop=True)
+    out.insert(0, "lg_code6", codes[code_at])
+    return out[columns]
+
+
+@dataclass(frozen=True)
+class ReachTables:
+    """:func:`within_reach` of every scored municipality of one year (同条件 comparison, crosswalk given), as
+    national tables that start with ``lg_code6``; :class:`ReachByCode` reads one municipality's back."""
+
+    year: str
+    threshold: float
+    n_comparison: dict[str, int]
+    items: pd.DataFrame
+    persistent_zero: pd.DataFrame
+    bands: pd.DataFrame
+
+
+def within_reach_every(
+    panel: pd.DataFrame,
+    item_points: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    year: str,
+    crosswalk: pd.DataFrame,
+    threshold: float = 0.30,
+) -> ReachTables:
+    """:func:`within_reach` (default comparison group, ``crosswalk`` given) for every municipality at once: one
+    vectorised pass costs what ~25 single calls cost."""
+    if not 0 < threshold <= 1:
+        raise ValueError("threshold must be in (0, 1]")
+    d = _reach_frame(panel, item_points, catalogue, year)
+    n = d.drop_duplicates("lg_code6")
+    zeros = persistent_zeros_table(item_points, crosswalk, year)
+    if len(zeros):
+        info = d[["lg_code6", "item_id", "recoverable", "peer_share", "item_label", "max_points"]]
+        zeros = zeros.merge(info, on=["lg_code6", "item_id"], how="left", validate="1:1")
+        zeros = zeros.sort_values(
+            ["lg_code6", "recoverable", "item_id"], ascending=[True, False, True], kind="stable"
+        ).reset_index(drop=True)
+    return ReachTables(
+        year=year,
+        threshold=threshold,
+        n_comparison=dict(zip(n["lg_code6"], n["n_peers"].tolist(), strict=True)),
+        items=_reach_items(d, threshold).drop(columns="fiscal_year"),
+        persistent_zero=zeros,
+        bands=band_table(d, by_code=True),
+    )
+
+
+class ReachByCode(Mapping[str, WithinReach]):
+    """``code → within_reach(...)`` read from :class:`ReachTables`; equal to the single call, table for table."""
+
+    def __init__(self, tables: ReachTables) -> None:
+        self._tables = tables
+        self._items = RowsByCode(tables.items, drop_code=True)
+        self._zeros = RowsByCode(tables.persistent_zero, drop_code=True)
+        self._bands = RowsByCode(tables.bands, drop_code=True)
+
+    def __getitem__(self, code: str) -> WithinReach:
+        t = self._tables
+        n = t.n_comparison[code]
+        return WithinReach(
+            lg_code6=code,
+            year=t.year,
+            comparison=SAME_CONDITIONS_JA,
+            n_comparison=n,
+            threshold=t.threshold,
+            items=self._items.get_or_empty(code),
+            persistent_zero=self._zeros[code] if code in self._zeros else no_persistent_zeros(),
+            bands=self._bands.get_or_empty(code),
+        )
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._tables.n_comparison
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables.n_comparison)
+
+    def __len__(self) -> int:
+        return len(self._tables.n_comparison)
+
+
 __all__ = [
+    "ReachByCode",
+    "ReachTables",
     "WithinReach",
     "band_table",
     "comparison_group",
     "item_bands",
+    "no_persistent_zeros",
     "persistent_zeros",
+    "persistent_zeros_table",
     "recoverable_points",
     "within_reach",
+    "within_reach_every",
     "within_reach_table",
 ]

@@ -17,7 +17,6 @@ from kofukin.bookdata import BookData, book_data
 from kofukin.layout import SIZE_CLASS_JA
 from kofukin.peers import nearest_peers
 from kofukin.profile import municipality_profile
-from kofukin.reach import within_reach
 from kofukin.summary import prefecture_summary
 from kofukin.whatif import what_if_rank
 
@@ -69,15 +68,7 @@ def municipality_report(code: str, year: str, data: BookData | None = None) -> R
     g["synthetic_note"] = _synthetic_note(data)
     _profile_part(rep, prof, year)
     _gains_part(rep, data, code, year, items)
-    reach = within_reach(
-        data.panel,
-        data.store.item_points,
-        data.catalogue,
-        code,
-        year,
-        crosswalk=data.crosswalk,
-        own_items=items,
-    )
+    reach = data.reach_of(code, year)
     _reach_part(rep, reach)
     _whatif_part(rep, data, code, year, prof, reach)
     _peers_part(rep, data, code, year)
@@ -243,14 +234,7 @@ def _whatif_part(rep: Report, data: BookData, code: str, year: str, prof, reach)
         )
         rep.glue[f"whatif{extra}_rank_national"] = int(r["new_rank_national"])
     if len(reach.items):
-        w = what_if_rank(
-            data.panel,
-            year,
-            code,
-            items=list(reach.items["item_id"]),
-            item_points=data.items_of(code),
-            catalogue=data.catalogue,
-        )
+        w = what_if_rank(data.panel, year, code, extra_points=data.reach_changes_of(reach))
         r = w.ranks.set_index("key").loc["grand_total"]
         rows.append(
             (
