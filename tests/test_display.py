@@ -47,3 +47,51 @@ def test_linked_table_escapes_every_text_cell(shown, dtype):
         assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in html
         assert "<script>" not in html and "\\n" not in html
     assert "<td>&lt;b&gt;x&lt;/b&gt; 南 村</td>" in plain
+
+
+@pytest.fixture
+def glued(monkeypatch):
+    out: dict[str, object] = {}
+    monkeypatch.setattr(display, "glue", lambda name, obj, display: out.setdefault(name, obj))
+    return out
+
+
+def test_glued_tables_and_figures_are_what_the_cells_showed(glued):
+    """The municipality template glues its tables and figures in one cell; the page places them with ``{glue}``."""
+    rows = pd.DataFrame({"項目": [f"<i>{i}</i>" for i in range(5)]})
+    rep = Report(
+        tables={"t": _frame(object), "long": rows, "none": rows.iloc[0:0]}, figures={"f": b"\x89PNG"}
+    )
+    display.glue_table(rep, "t")
+    display.glue_table(rep, "long", max_rows=3)
+    display.glue_table(rep, "none", empty="<該当>なし")
+    display.glue_figure(rep, "f")
+    display.glue_figure(rep, "absent")
+    assert "<td>&lt;b&gt;x&lt;/b&gt; 南 村</td>" in glued["table_t"].data
+    long = glued["table_long"].data
+    assert long.count("<td>") == 3 and "&lt;i&gt;2&lt;/i&gt;" in long and "&lt;i&gt;3" not in long
+    assert long.endswith("<p><em>ほか 2 行（CSVダウンロードに全件）</em></p>")
+    assert glued["table_none"].data == "<p><em>&lt;該当&gt;なし</em></p>"
+    assert glued["figure_f"].data == b"\x89PNG"
+    assert glued["figure_absent"].data == "", "a missing figure still has its key (the page would warn)"
+
+
+def test_standalone_html_places_glued_blocks_and_never_rescans_a_value():
+    from kofukin.standalone import resolve_glue
+
+    values = {
+        "table_t": ("html", '<div class="kofukin-table-wrap"><table></table></div>'),
+        "figure_f": ("png", "iVBO\nRw0K\n"),
+        "name": ("text", "{glue:md}`secret_md` & <b>"),
+        "secret_md": ("md", "**never shown**"),
+        "n": ("text", "12345"),
+    }
+    source = (
+        "## 表\n\n```{glue} table_t\n```\n\n```{glue} figure_f\n```\n\n{glue:text}`name` {glue:text}`n:,`"
+    )
+    out = resolve_glue(source, values)
+    assert '\n<div class="kofukin-table-wrap"><table></table></div>\n' in out
+    assert '<img src="data:image/png;base64,iVBORw0K" alt="">' in out
+    assert "never shown" not in out and "12,345" in out and "```" not in out
+    with pytest.raises(KeyError, match="table_missing"):
+        resolve_glue("```{glue} table_missing\n```", values)

@@ -45,13 +45,44 @@ def table(rep: Report, name: str, *, max_rows: int | None = None, empty: str = "
     if df is None or len(df) == 0:
         display(Markdown(f"*{empty}*"))
         return
+    display(HTML(_table_html(df, max_rows)))
+    if max_rows is not None and len(df) > max_rows:
+        display(Markdown(f"*{_more_rows(len(df) - max_rows)}*"))
+
+
+def _table_html(df: pd.DataFrame, max_rows: int | None) -> str:
     shown = _one_line(df if max_rows is None else df.head(max_rows))
     html = shown.to_html(
         index=False, escape=True, border=0, classes="kofukin-table", na_rep="—", float_format=_fmt
     )
-    display(HTML(f'<div class="kofukin-table-wrap">{html}</div>'))
-    if max_rows is not None and len(df) > max_rows:
-        display(Markdown(f"*ほか {len(df) - max_rows} 行（CSVダウンロードに全件）*"))
+    return f'<div class="kofukin-table-wrap">{html}</div>'
+
+
+def _more_rows(n: int) -> str:
+    return f"ほか {n} 行（CSVダウンロードに全件）"
+
+
+def glue_table(rep: Report, name: str, *, max_rows: int | None = None, empty: str = "該当なし") -> None:
+    """:func:`table` as one glued HTML output, ``table_<name>``, that the page places with ```` ```{glue} ````.
+
+    A template that glues its tables and figures from one code cell instead of showing each in a cell of its
+    own costs the kernel and the runner a fraction of the time (every executed cell is a round of messages).
+    """
+    df = rep.tables.get(name)
+    if df is None or len(df) == 0:
+        html = f"<p><em>{escape(empty)}</em></p>"
+    else:
+        html = _table_html(df, max_rows)
+        if max_rows is not None and len(df) > max_rows:
+            html += f"<p><em>{escape(_more_rows(len(df) - max_rows))}</em></p>"
+    glue(f"table_{name}", HTML(html), display=False)
+
+
+def glue_figure(rep: Report, name: str) -> None:
+    """:func:`figure` as a glued output, ``figure_<name>``; a report without that figure glues nothing visible
+    (the page's ```` ```{glue} ```` still finds its key)."""
+    data = rep.figures.get(name)
+    glue(f"figure_{name}", Image(data=data, format="png") if data is not None else HTML(""), display=False)
 
 
 def _fmt(x: float) -> str:

@@ -2,8 +2,9 @@
 
 For an official who wants only their own report, building the whole book is overkill. The same template is
 executed (one warm-kernel job, so the content is identical to the book's page) and converted with nbconvert.
-nbconvert does not know myst-nb's ``{glue}`` roles, so :func:`resolve_glue` substitutes the glued values into
-the Markdown first — text values escaped, so data never becomes markup.
+nbconvert does not know myst-nb's ``{glue}`` roles and directives, so :func:`resolve_glue` substitutes the glued
+values into the Markdown first — text values escaped, so data never becomes markup; glued tables (HTML the
+report escaped when it made them) and figures (PNG, as a data URI) in place of their ```` ```{glue} ```` blocks.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from nbconvert.preprocessors import TagRemovePreprocessor
 from kofukin.narrative import md
 
 _ROLE = re.compile(r"\{glue:(text|md)\}`([^`:]+)(?::([^`]*))?`")
+_DIRECTIVE = re.compile(r"^```\{glue\} *([^\s`]+) *\n```[ \t]*$", re.MULTILINE)
+# One pass over both: a value put in is never scanned again, so data that reads like a role stays text.
+_GLUE = re.compile(f"{_DIRECTIVE.pattern}|{_ROLE.pattern}", re.MULTILINE)
 FONT_STACK = "'IPAexGothic', 'Noto Sans CJK JP', 'Hiragino Kaku Gothic ProN', 'Yu Gothic', Meiryo, sans-serif"
 BANNER_STYLE = "background:#fff3cd;border:1px solid #e0a800;padding:0.6em 1em;margin:0 0 1em;font-weight:bold"
 
 
 def glued_values(nb: nbformat.NotebookNode) -> dict[str, tuple[str, str]]:
-    """name → (mime kind 'text'|'md', value) of every glued output."""
+    """name → (mime kind 'text'|'md'|'html'|'png', value) of every glued output (PNG as base64)."""
     out: dict[str, tuple[str, str]] = {}
     for cell in nb.cells:
         for o in cell.get("outputs", []):
@@ -34,12 +38,15 @@ def glued_values(nb: nbformat.NotebookNode) -> dict[str, tuple[str, str]]:
             if not meta:
                 continue
             data = o.get("data", {})
-            md_key = next((k for k in data if k.endswith("text/markdown")), None)
-            txt_key = next((k for k in data if k.endswith("text/plain")), None)
-            if md_key:
-                out[meta["name"]] = ("md", data[md_key])
-            elif txt_key:
-                out[meta["name"]] = ("text", data[txt_key])
+            for kind, mime in (("png", "image/png"), ("html", "text/html"), ("md", "text/markdown")):
+                key = next((k for k in data if k.endswith(mime)), None)
+                if key:
+                    out[meta["name"]] = (kind, data[key])
+                    break
+            else:
+                key = next((k for k in data if k.endswith("text/plain")), None)
+                if key:
+                    out[meta["name"]] = ("text", data[key])
     return out
 
 
@@ -56,17 +63,33 @@ def _format(text: str, spec: str | None) -> str:
     return format(value, spec)
 
 
+def _value(values: dict[str, tuple[str, str]], name: str) -> tuple[str, str]:
+    if name not in values:
+        raise KeyError(f"glue value {name!r} is not in the executed notebook")
+    return values[name]
+
+
+def _block(kind: str, value: str) -> str:
+    """A glued output as Markdown: HTML (and a PNG as an image) is a raw HTML block, kept apart by blank lines."""
+    if kind == "png":
+        return f'\n<img src="data:image/png;base64,{"".join(value.split())}" alt="">\n'
+    if kind == "html":
+        return f"\n{value}\n"
+    return value if kind == "md" else md(value)
+
+
 def resolve_glue(source: str, values: dict[str, tuple[str, str]]) -> str:
-    """Markdown with ``{glue:text}`name:fmt``` and ``{glue:md}`name``` replaced by their values."""
+    """Markdown with ``{glue:text}`name:fmt```, ``{glue:md}`name``` and ```` ```{glue} name ```` blocks
+    replaced by their values."""
 
     def sub(m: re.Match) -> str:
-        kind, name, spec = m.groups()
-        if name not in values:
-            raise KeyError(f"glue value {name!r} is not in the executed notebook")
-        _, value = values[name]
+        block, kind, name, spec = m.groups()
+        if block is not None:
+            return _block(*_value(values, block))
+        _, value = _value(values, name)
         return value if kind == "md" else md(_format(value, spec))
 
-    return _ROLE.sub(sub, source)
+    return _GLUE.sub(sub, source)
 
 
 def notebook_to_html(nb_path: Path, html_path: Path, *, banner: str = "", title: str = "") -> None:
