@@ -21,6 +21,7 @@ from kofukin.summary import (
     PEER_KEYS,
     RANK_KEYS,
     dense_item_points,
+    rank_rows,
     rank_table,
     scored_rows,
     target_table,
@@ -152,11 +153,12 @@ class MunicipalityProfile:
         return out
 
 
-def _row(ranks: pd.DataFrame, lg_code6: str, year: str) -> pd.Series:
-    hit = ranks[ranks["lg_code6"] == lg_code6]
-    if hit.empty:
+def _row(panel: pd.DataFrame, lg_code6: str, year: str) -> pd.Series:
+    """The municipality's row of :func:`kofukin.summary.rank_table`."""
+    rows = rank_rows(panel, year)
+    if lg_code6 not in rows:
         raise ValueError(f"{lg_code6} has no scores in {year} (not in the panel for that year)")
-    return hit.iloc[0]
+    return rows[lg_code6].iloc[0]
 
 
 def municipality_profile(
@@ -185,8 +187,7 @@ def municipality_profile(
         The municipality's rows of :func:`items_achieved_table` when the caller has them already (a report
         kernel computes every municipality's at once); replaces ``item_points``/``catalogue`` for the count.
     """
-    ranks = rank_table(panel, year)
-    me = _row(ranks, lg_code6, year)
+    me = _row(panel, lg_code6, year)
     rows = scored_rows(panel, year)
     pref = rows[rows["pref_code"] == me["pref_code"]]
     peer = rows[(rows["size_class"] == me["size_class"]) & (rows["kaso"].astype(bool) == bool(me["kaso"]))]
@@ -243,8 +244,8 @@ def trend_table(
     years = [y for y in upto if y in present][-n_years:]
     recs = []
     for y in years:
-        ranks = rank_table(panel, y)
-        me = _row(ranks, lg_code6, y)
+        me = _row(panel, lg_code6, y)
+        scored = scored_rows(panel, y)
         for k in RANK_KEYS:
             recs.append(
                 {
@@ -252,7 +253,7 @@ def trend_table(
                     "key": k,
                     "label_ja": TARGET_LABEL_JA[k],
                     "score": int(me[k]),
-                    "national_mean": float(ranks[k].mean()),
+                    "national_mean": float(scored[k].mean()),
                     "rank_national": int(me[f"rank_national_{k}"]),
                     "n_national": int(me["n_national"]),
                     "rank_pref": int(me[f"rank_pref_{k}"]),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kofukin.bycode import RowsByCode
 from kofukin.layout import SIZE_CLASS_JA
 from kofukin.memo import by_identity
 from kofukin.scoring import (
@@ -216,6 +217,13 @@ def rank_table(panel: pd.DataFrame, year: str, keys: Iterable[str] = RANK_KEYS) 
     rows["n_pref"] = pref["lg_code6"].transform("size").astype("int64")
     rows["n_peer"] = peer["lg_code6"].transform("size").astype("int64")
     return rows.reset_index(drop=True)
+
+
+@by_identity
+def rank_rows(panel: pd.DataFrame, year: str) -> RowsByCode:
+    """:func:`rank_table` by municipality: a report reads its own row without copying the national table
+    (what the memoised :func:`rank_table` hands every caller) and scanning it for the code."""
+    return RowsByCode(rank_table(panel, year))
 
 
 # ---------------------------------------------------------------------------------------------------------
