@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from kofukin.runner import ReportJob, input_hash, read_manifest, run_reports
@@ -393,3 +396,58 @@ def test_manifest_state_ignores_skips_and_torn_lines(tmp_path):
     assert states["a"]["status"] == "executed"
     assert is_current(states["a"], "h", out) and not is_current(states["a"], "other", out)
     assert not is_current(states["a"], "h", tmp_path / "missing.ipynb")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stamp=st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    digits=st.integers(0, 6),
+    offset=st.sampled_from(["Z", "+00:00", "+09:00", "-0530", "+0000"]),
+)
+def test_message_dates_read_as_dateutil_reads_them(stamp, digits, offset):
+    """Every header timestamp (jupyter writes ``2026-11-23T08:00:00.123456Z``; other kernels shorter fractions
+    or other offsets) becomes the same instant as through dateutil, the parser it replaces for speed."""
+    from dateutil.parser import isoparse
+
+    from kofukin.runner.kernel import _parse_iso_date
+
+    text = (
+        stamp.strftime("%Y-%m-%dT%H:%M:%S") + (stamp.strftime(".%f")[: digits + 1] if digits else "") + offset
+    )
+    assert _parse_iso_date(text) == isoparse(text)
+    assert _parse_iso_date(text).utcoffset() == isoparse(text).utcoffset()
+
+
+def test_a_report_is_written_as_nbformat_writes_it():
+    """The runner writes each executed notebook without nbformat's deep copy; the text must not change."""
+    import copy
+
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from kofukin.runner.notebook import consume_to_json
+
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# 見出し\n\n本文 <b>x</b>\n"),
+            new_code_cell(
+                "print('a')\nshow()",
+                outputs=[
+                    new_output("stream", name="stdout", text="a\nb\n"),
+                    new_output(
+                        "display_data",
+                        data={"text/html": "<table>\n<tr></tr>\n</table>", "image/png": "iVBORw0K\n"},
+                        metadata={"scrapbook": {"name": "k", "mime_prefix": ""}},
+                    ),
+                    new_output("execute_result", data={"text/plain": "1\n2"}, execution_count=3),
+                ],
+                execution_count=3,
+            ),
+        ],
+        metadata={"orig_nbformat": 4, "kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    nb.cells[1].metadata["trusted"] = True
+    expected = nbformat.writes(copy.deepcopy(nb))
+    assert consume_to_json(nb) == expected
+    assert '"trusted"' not in expected and '"orig_nbformat"' not in expected

@@ -23,9 +23,11 @@ import logging
 import sys
 from collections.abc import Callable
 from contextlib import suppress
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+import jupyter_client.jsonutil
 import nbclient.client
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -111,6 +113,27 @@ def _unvalidated_output(msg: dict) -> NotebookNode:
 
 # nbclient looks the function up in its own module when a message arrives.
 nbclient.client.output_from_msg = _unvalidated_output
+
+
+def _parse_iso_date(text: str) -> datetime:
+    """``dateutil.parser.isoparse`` for the timestamps of message headers, through the standard library.
+
+    jupyter_client parses the two header dates of every message (~140 per report) with dateutil, a tenth of
+    the worker's CPU; ``datetime.fromisoformat`` reads the same ISO 8601 stamps to the same instants (Python
+    3.11 takes ``Z`` and short fractions) ten times faster. Anything it refuses still goes to dateutil.
+    """
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return _DATEUTIL_ISOPARSE(text)
+
+
+# jupyter_client looks the parser up in its module for every date it reads.
+# A reloaded module finds its own earlier function there, which keeps dateutil's.
+_DATEUTIL_ISOPARSE = jupyter_client.jsonutil._dateutil_parse
+_DATEUTIL_ISOPARSE = getattr(_DATEUTIL_ISOPARSE, "dateutil_isoparse", _DATEUTIL_ISOPARSE)
+_parse_iso_date.dateutil_isoparse = _DATEUTIL_ISOPARSE  # type: ignore[attr-defined]
+jupyter_client.jsonutil._dateutil_parse = _parse_iso_date
 
 
 class ThisPythonKernelSpecs(KernelSpecManager):
