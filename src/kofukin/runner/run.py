@@ -39,9 +39,10 @@ DEFAULT_TIMEOUT = 600.0
 
 # A kernel is replaced after this many notebooks. Each replacement costs ~10 s of CPU (imports, the store, the
 # per-kernel national tables of kofukin.bookdata), while a kernel's memory stays flat across reports (measured:
-# 1,306 MB after 5 municipality reports, 1,311 MB after 160): every 500 bounds leaks at ~2 restarts per worker
-# for the whole book instead of the ~36 that every 50 cost (≈ 6 CPU-minutes).
-RESTART_EVERY = 500
+# 1,306 MB after 5 municipality reports, 1,311 MB after 160): every 1,000 still bounds a leak, yet the whole
+# book (~900 reports per worker on two cores) runs on one kernel per worker instead of paying ~36 restarts
+# (every 50, ≈ 6 CPU-minutes) or 2 (every 500).
+RESTART_EVERY = 1000
 
 
 def run_reports(
