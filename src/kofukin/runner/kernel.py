@@ -155,22 +155,36 @@ class KernelResetError(RuntimeError):
 class WarmKernel:
     """One kernel process kept alive across notebooks; all methods are synchronous for the worker's loop."""
 
-    def __init__(self, restart_every: int, stderr: IO[str] | None = None) -> None:
+    def __init__(self, restart_every: int, stderr: IO[str] | None = None, preload: str = "") -> None:
+        if "\n" in preload:
+            raise ValueError("preload is one line of Python (IPython's exec_lines)")
         self.restart_every = restart_every
         self.stderr = stderr
+        self.preload = preload
         self.km: AsyncKernelManager | None = None
         self.kc: AsyncKernelClient | None = None
         self.notebooks = 0
+        self.booting = False  # launched, not yet known to be ready
 
     @property
     def pid(self) -> int | None:
         return getattr(self.km.provisioner, "pid", None) if self.km is not None else None
+
+    def launch(self, cwd: Path) -> None:
+        """Start the kernel process and return without waiting for it: it boots, and runs ``preload`` (imports,
+        loading data), while the caller does its own work; :meth:`ready` then waits for it."""
+        if self.km is None:
+            run_sync(self._launch)(cwd)
 
     def ready(self, cwd: Path) -> None:
         """Make a live, reset kernel available; replace it if it ran ``restart_every`` notebooks or died."""
         run_sync(self._ready)(cwd)
 
     async def _ready(self, cwd: Path) -> None:
+        if self.booting:
+            await self._connect()
+            await self._reset(cwd)
+            return
         if self.km is not None and (self.notebooks >= self.restart_every or not await self.km.is_alive()):
             await self._stop()
         if self.km is not None:
@@ -185,22 +199,29 @@ class WarmKernel:
         await self._reset(cwd)
 
     async def _start(self, cwd: Path) -> None:
+        await self._launch(cwd)
+        await self._connect()
+
+    async def _launch(self, cwd: Path) -> None:
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ThisPythonKernelSpecs())
-        await km.start_kernel(
-            cwd=str(cwd),
-            extra_arguments=["--HistoryManager.hist_file=:memory:"],  # as nbclient does: no shared sqlite
-            stdout=self.stderr,
-            stderr=self.stderr,
-        )
+        arguments = ["--HistoryManager.hist_file=:memory:"]  # as nbclient does: no shared sqlite
+        if self.preload:
+            # Run by IPython before the kernel answers; a failure is only logged, and the notebook then does
+            # the work itself.
+            arguments.append(f"--IPKernelApp.exec_lines={self.preload}")
+        await km.start_kernel(cwd=str(cwd), extra_arguments=arguments, stdout=self.stderr, stderr=self.stderr)
         kc = km.client()
         kc.start_channels()
-        self.km, self.kc, self.notebooks = km, kc, 0
+        self.km, self.kc, self.notebooks, self.booting = km, kc, 0, True
+
+    async def _connect(self) -> None:
         try:
-            await kc.wait_for_ready(timeout=START_TIMEOUT)
+            await self.kc.wait_for_ready(timeout=START_TIMEOUT)
             await self._run_silently(_PREPARE)
         except BaseException:
             await self._stop()
             raise
+        self.booting = False
 
     async def _reset(self, cwd: Path) -> None:
         await self._run_silently(_RESET.format(cwd=str(cwd)))
@@ -246,7 +267,7 @@ class WarmKernel:
 
     async def _stop(self) -> None:
         km, kc = self.km, self.kc
-        self.km, self.kc, self.notebooks = None, None, 0
+        self.km, self.kc, self.notebooks, self.booting = None, None, 0, False
         if kc is not None:
             kc.stop_channels()
         if km is not None:

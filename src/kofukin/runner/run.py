@@ -31,6 +31,7 @@ from rich.progress import (
 
 from kofukin.runner.failures import write_failure_report
 from kofukin.runner.jobs import Failure, JobResult, ReportJob, RunSummary, file_digest, input_hash
+from kofukin.runner.kernel import WarmKernel
 from kofukin.runner.manifest import entity_states, is_current, manifest_writer, read_manifest
 from kofukin.runner.worker import WorkerSettings, init_worker, run_in_process, run_job
 
@@ -56,6 +57,7 @@ def run_reports(
     progress: bool = True,
     extra_hash_inputs: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    kernel: WarmKernel | None = None,
 ) -> RunSummary:
     """Execute every job whose inputs changed since its last successful run, ``workers`` at a time.
 
@@ -71,6 +73,8 @@ def run_reports(
         extra_hash_inputs: further inputs of every report (e.g. ``{"store": <content hash>}``); a change
             re-executes everything.
         timeout: seconds one notebook may take before it is stopped and counted as failed.
+        kernel: a kernel the caller launched ahead (:meth:`WarmKernel.launch`) for a run of one report, which
+            then executes in this process; it is stopped when the run ends. Ignored (and stopped) otherwise.
 
     Returns:
         The counts, the failures in job order and every job's result. It never raises for a failing report.
@@ -87,7 +91,7 @@ def run_reports(
         for result in finished:
             _collect(summary, result, record)
         advance(summary, 0)
-        for result in _execute(todo, workers, settings):
+        for result in _execute(todo, workers, settings, kernel):
             _collect(summary, result, record)
             advance(summary, 1)
     order = {job.entity_id: i for i, job in enumerate(jobs)}
@@ -171,14 +175,16 @@ def _collect(summary: RunSummary, result: JobResult, record: Callable[[JobResult
 
 
 def _execute(
-    todo: list[tuple[ReportJob, str]], workers: int, settings: WorkerSettings
+    todo: list[tuple[ReportJob, str]], workers: int, settings: WorkerSettings, kernel: WarmKernel | None
 ) -> Iterator[JobResult]:
     """Results in completion order. A worker process that dies (not its kernel: the worker itself) breaks the
     pool; the jobs it takes down are reported as failed, and a re-run picks them up."""
-    if not todo:
-        return
     if len(todo) == 1:  # one report: run it here rather than spawn a worker that imports everything again
-        yield run_in_process(*todo[0], settings)
+        yield run_in_process(*todo[0], settings, kernel)
+        return
+    if kernel is not None:
+        kernel.stop()
+    if not todo:
         return
     ctx = multiprocessing.get_context("spawn")  # never fork a process that holds zmq sockets or threads
     counter = ctx.Value("i", 0)

@@ -52,26 +52,32 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
-def init_worker(settings: WorkerSettings, counter) -> None:
-    """Pool initializer: name the worker (w1, w2, …) and create its (not yet started) kernel."""
+def init_worker(settings: WorkerSettings, counter, kernel: WarmKernel | None = None) -> None:
+    """Pool initializer: name the worker (w1, w2, …) and create its (not yet started) kernel, or take
+    ``kernel`` (one already launched)."""
     global _WORKER
     with counter.get_lock():
         counter.value += 1
         index = counter.value
     settings.kernel_log.parent.mkdir(parents=True, exist_ok=True)
     log = open(settings.kernel_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (lives with the process)
-    _WORKER = _Worker(f"w{index}", settings, WarmKernel(settings.restart_every, stderr=log), log)
+    if kernel is None:
+        kernel = WarmKernel(settings.restart_every, stderr=log)
+    _WORKER = _Worker(f"w{index}", settings, kernel, log)
     atexit.register(_WORKER.kernel.stop)
 
 
-def run_in_process(job: ReportJob, input_hash: str, settings: WorkerSettings) -> JobResult:
-    """One job in this process's own kernel, without a worker pool: a single report (``kofukin report``) does
-    not pay for spawning a process that imports everything again. The kernel is stopped afterwards."""
+def run_in_process(
+    job: ReportJob, input_hash: str, settings: WorkerSettings, kernel: WarmKernel | None = None
+) -> JobResult:
+    """One job in this process's own kernel (or in ``kernel``), without a worker pool: a single report
+    (``kofukin report``) does not pay for spawning a process that imports everything again. The kernel is
+    stopped afterwards."""
     global _WORKER
     import multiprocessing
 
     previous = _WORKER
-    init_worker(settings, multiprocessing.Value("i", 0))
+    init_worker(settings, multiprocessing.Value("i", 0), kernel)
     try:
         return run_job(job, input_hash)
     finally:
