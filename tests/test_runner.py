@@ -451,3 +451,44 @@ def test_a_report_is_written_as_nbformat_writes_it():
     expected = nbformat.writes(copy.deepcopy(nb))
     assert consume_to_json(nb) == expected
     assert '"trusted"' not in expected and '"orig_nbformat"' not in expected
+
+
+@pytest.mark.slow
+def test_a_kernel_launched_ahead_runs_its_preload_then_the_report(tmp_path):
+    """``kofukin report`` launches its kernel first and lets it import and load while the command resolves the
+    municipality: the report then runs in that very kernel, after the preload, with a clean namespace."""
+    import psutil
+
+    from kofukin.runner.kernel import WarmKernel
+
+    stamp = tmp_path / "preloaded"
+    preload = (
+        f"import os; _previous_code = 'from the preload'; open({str(stamp)!r}, 'w').write(str(os.getpid()))"
+    )
+    with (tmp_path / "kernel.log").open("a") as log:
+        kernel = WarmKernel(1, stderr=log, preload=preload)
+        kernel.launch(NOTEBOOKS)
+        pid = kernel.pid
+        summary = run([job("01000", tmp_path, code="01000")], tmp_path, kernel=kernel)
+    assert summary.executed == 1, summary.failures
+    nb = read(tmp_path / "01000.ipynb")
+    assert kernel_pid(tmp_path / "01000.ipynb") == pid == int(stamp.read_text())
+    assert "leaked=None" in stdout_of(nb), "the preload's names are reset like a previous report's"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(ValueError, match="one line"):
+        WarmKernel(1, preload="import os\nimport sys")
+
+
+@pytest.mark.slow
+def test_a_failing_preload_costs_the_report_nothing_and_a_pool_run_stops_the_kernel(tmp_path):
+    from kofukin.runner.kernel import WarmKernel
+
+    with (tmp_path / "kernel.log").open("a") as log:
+        broken = WarmKernel(1, stderr=log, preload="import no_such_module_kofukin")
+        broken.launch(NOTEBOOKS)
+        one = run([job("01000", tmp_path, code="01000")], tmp_path, kernel=broken)
+        unused = WarmKernel(1, stderr=log, preload="pass")
+        unused.launch(NOTEBOOKS)
+        two = run([job(c, tmp_path, code=c) for c in ("01100", "13101")], tmp_path, kernel=unused, workers=2)
+    assert one.executed == 1 and two.executed == 2, (one.failures, two.failures)
+    assert unused.km is None, "a kernel the run could not use is stopped"

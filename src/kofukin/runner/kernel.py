@@ -206,8 +206,8 @@ class WarmKernel:
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ThisPythonKernelSpecs())
         arguments = ["--HistoryManager.hist_file=:memory:"]  # as nbclient does: no shared sqlite
         if self.preload:
-            # Run by IPython before the kernel answers; a failure is only logged, and the notebook then does
-            # the work itself.
+            # Run by IPython before the kernel answers; a failure does not stop the kernel, and the notebook
+            # then does the work itself.
             arguments.append(f"--IPKernelApp.exec_lines={self.preload}")
         await km.start_kernel(cwd=str(cwd), extra_arguments=arguments, stdout=self.stderr, stderr=self.stderr)
         kc = km.client()
