@@ -73,6 +73,24 @@ def test_reports_from_persisted_tables_equal_reports_computed_in_the_kernel(proc
     assert persisted.shrunken["R8"].attrs == computed.shrunken["R8"].attrs  # τ², κ, α travel with the table
 
 
+def test_a_kernel_without_persisted_tables_batches_them_itself_to_the_same_numbers(processed, monkeypatch):
+    """Past BATCH_AFTER requests a kernel computes the national pass itself (no persisted tables: an older
+    store, or another year than the book's); its reports equal the single-municipality ones."""
+    from kofukin import bookdata
+
+    store = load_store(processed)
+    codes = _codes(processed)
+    single = BookData(store, "k")
+    expected = {code: municipality_report(code, "R8", single) for code in codes}  # fewer than BATCH_AFTER
+    assert single._batches == {}
+    monkeypatch.setattr(bookdata, "BATCH_AFTER", 1)
+    batched = BookData(store, "k")
+    for code in [*codes, *codes]:
+        _assert_same_report(municipality_report(code, "R8", batched), expected[code])
+    assert {"gains-R7-R8", "achieved-R8", "reach-R8", "reach-changes-R8"} <= set(batched._batches)
+    assert set(batched._reach_tables) == {"R8"}, "one national pass serves the items and their what-if"
+
+
 def test_tables_of_another_store_are_ignored(processed, tmp_path):
     copy = tmp_path / "processed"
     shutil.copytree(processed, copy)

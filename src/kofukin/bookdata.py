@@ -33,6 +33,7 @@ from kofukin.store import MANIFEST, Store, load_store
 from kofukin.whatif import grant_changes, what_if_rank
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 # The vectorised pass over every municipality costs about what 25 single-municipality calls cost (gains: 3.7 s
 # against ~0.15 s each), so a kernel switches to it after that many reports and never loses by it. When the
@@ -42,14 +43,14 @@ BATCH_AFTER = 25
 BATCH_AFTER_DERIVED = 1
 
 
-class _PerYear(dict):
+class _PerYear(dict[str, V]):
     """A dict of per-year tables computed on first access."""
 
-    def __init__(self, compute: Callable[[str], pd.DataFrame]) -> None:
+    def __init__(self, compute: Callable[[str], V]) -> None:
         super().__init__()
         self._compute = compute
 
-    def __missing__(self, year: str) -> pd.DataFrame:
+    def __missing__(self, year: str) -> V:
         self[year] = value = self._compute(year)
         return value
 
@@ -211,8 +212,13 @@ class BookData:
                 crosswalk=self.crosswalk,
                 own_items=self.items_of(lg_code6),
             ),
-            lambda: ReachByCode(self._derived_or(key, lambda: self.compute_reach(year))),
+            lambda: ReachByCode(self._reach_tables[year]),
         )
+
+    @cached_property
+    def _reach_tables(self) -> _PerYear[ReachTables]:
+        """Every municipality's items within reach, by year: persisted, or computed once for both uses."""
+        return _PerYear(lambda year: self._derived_or(f"reach-{year}", lambda: self.compute_reach(year)))
 
     def reach_changes_of(self, reach: WithinReach) -> dict[str, int]:
         """``{"suishin": x, "shien": y}``: what gaining every item of ``reach`` (:meth:`reach_of`) adds to the
@@ -234,7 +240,7 @@ class BookData:
             return {grant: int(changes[f"{grant}_total"]) for grant in GRANTS}
 
         def every() -> dict[str, dict[str, int]]:
-            table = self._derived_or(key, lambda: self.compute_reach_changes(year, self.compute_reach(year)))
+            table = self._derived_or(key, lambda: self.compute_reach_changes(year, self._reach_tables[year]))
             return {
                 row["lg_code6"]: {grant: int(row[f"{grant}_total"]) for grant in GRANTS}
                 for row in table.to_dict("records")
@@ -269,7 +275,7 @@ class BookData:
         return outcomes.analysis_frame(self.panel, values, ind)
 
     @cached_property
-    def shrunken(self) -> _PerYear:
+    def shrunken(self) -> _PerYear[pd.DataFrame]:
         """Empirical-Bayes estimates of the goal Ⅳ score per insurer unit, by year (``.attrs`` holds τ², κ, α).
 
         Fitted on first use of a year: a single report needs one year's fit, not three."""
