@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from kofukin import figures
@@ -92,6 +94,19 @@ def test_a_refilled_frame_draws_what_a_fresh_figure_draws(kind):
         assert np.array_equal(reused, fresh), f"{kind}: seed {seed} differs from a fresh figure"
     # and the figures really differ between municipalities (the comparison is not vacuous)
     assert not np.array_equal(pixels(plot.png(*args(1))), pixels(plot.png(*args(2))))
+    if kind in ("goal_rates", "outcome"):  # fixed axes: drawn over a cached background, tested above
+        assert plot._backgrounds, f"{kind} draws only its changing artists"
+
+
+@pytest.mark.parametrize("kind", ["goal_rates", "outcome"])
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(5, 10_000))
+def test_over_a_cached_background_any_municipality_draws_its_fresh_figure(kind, seed):
+    """Bars, markers and the legend (whose size follows the names) drawn over the cached frame: the pixels of a
+    figure drawn from scratch, whatever the numbers and the names."""
+    plot, args = CASES[kind]
+    figures.setup()
+    assert np.array_equal(pixels(plot.png(*args(seed))), pixels(figures.png(plot.figure(*args(seed)))))
 
 
 def test_a_trend_with_fewer_years_gets_its_own_frame():

@@ -13,15 +13,19 @@ import hashlib
 import io
 import pickle
 from importlib.metadata import version
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.image
 import matplotlib_fontja  # noqa: F401  (registers IPAexGothic)
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -128,9 +132,15 @@ class ReusableFigure:
 
     def __init__(self) -> None:
         self._frames: dict[tuple, tuple[Figure, dict]] = {}
+        self._backgrounds: dict[tuple, tuple[Any, list[Artist]]] = {}
 
     def shape(self, *args) -> tuple:
         return ()
+
+    def changing(self, parts: dict) -> list[Artist] | None:
+        """The artists ``fill`` changes, when nothing else does (fixed axis limits and ticks); None when the
+        whole figure changes. See :meth:`_drawn_over_background`."""
+        return None
 
     def build(self, shape: tuple) -> tuple[Figure, dict]:
         raise NotImplementedError
@@ -150,10 +160,52 @@ class ReusableFigure:
         if key not in self._frames:
             if len(self._frames) >= self.CACHE_SIZE:
                 self._frames.clear()
+                self._backgrounds.clear()
             self._frames[key] = self.build(key[1])
         fig, parts = self._frames[key]
         self.fill(parts, *args)
-        return png(fig)
+        changing = self.changing(parts)
+        if changing is None:
+            return png(fig)
+        return self._drawn_over_background(key, fig, changing)
+
+    def _drawn_over_background(self, key: tuple, fig: Figure, changing: list[Artist]) -> bytes:
+        """PNG bytes of a figure drawn as a cached background plus what is drawn from its first changing
+        artist on.
+
+        Of a figure whose axes and labels never change (goal rates, the outcome interval) only the bars,
+        markers and legend differ between reports, yet a full draw renders every tick label and axis title
+        again. The axes' artists are drawn in z-order; everything before the first artist that ``fill`` changes
+        is drawn once, kept as pixels, and every report draws the rest over a copy, in the same order — the same
+        pixels as a full draw (``tests/test_figures.py`` compares them with a fresh figure's).
+        """
+        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        if key not in self._backgrounds:
+            fig.set_dpi(DPI)
+            (ax,) = fig.axes
+            drawn = sorted((a for a in ax.get_children() if a is not ax.patch), key=attrgetter("zorder"))
+            first = min(i for i, a in enumerate(drawn) if any(a is c for c in changing))
+            redrawn = drawn[first:]
+            for artist in redrawn:
+                artist.set_animated(True)  # left out of the background
+            canvas.draw()
+            self._backgrounds[key] = (canvas.copy_from_bbox(fig.bbox), redrawn)
+        background, redrawn = self._backgrounds[key]
+        canvas.restore_region(background)
+        renderer = canvas.get_renderer()
+        for artist in redrawn:
+            artist.draw(renderer)
+        buf = io.BytesIO()
+        # What savefig does after drawing (FigureCanvasAgg.print_png), with the same arguments.
+        matplotlib.image.imsave(
+            buf,
+            canvas.buffer_rgba(),
+            format="png",
+            origin="upper",
+            dpi=DPI,
+            pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL},
+        )
+        return buf.getvalue()
 
 
 def _style_key() -> int:
@@ -189,7 +241,10 @@ class _GoalRates(ReusableFigure):
         ax.set_xlabel("得点率（%）")
         legend = ax.legend(loc="lower right", fontsize=8, frameon=True)
         fig.subplots_adjust(**MARGINS["goal_rates"])
-        return fig, {"bars": bars, "legend": legend.get_texts()}
+        return fig, {"bars": bars, "legend": legend.get_texts(), "legend_box": legend}
+
+    def changing(self, parts: dict) -> list[Artist]:
+        return [*(bar for bars in parts["bars"] for bar in bars), parts["legend_box"]]
 
     def fill(self, parts: dict, scores: pd.DataFrame, name: str, pref_name: str) -> None:
         s = scores.set_index("key").loc[list(self.KEYS)]
@@ -305,6 +360,9 @@ class _ShrinkageInterval(ReusableFigure):
         fig.subplots_adjust(**MARGINS["outcome"])
         point, caps, (bar,) = est.lines
         return fig, {"point": point, "caps": caps, "bar": bar, "observed": observed, "national": national}
+
+    def changing(self, parts: dict) -> list[Artist]:
+        return [parts["point"], *parts["caps"], parts["bar"], parts["observed"], parts["national"]]
 
     def fill(self, parts: dict, row: pd.Series, national_mean: float) -> None:
         lo, mid, hi = float(row["ci_low"]), float(row["estimate"]), float(row["ci_high"])
