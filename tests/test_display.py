@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kofukin import display
 from kofukin.report import Report
@@ -95,3 +97,44 @@ def test_standalone_html_places_glued_blocks_and_never_rescans_a_value():
     assert "never shown" not in out and "12,345" in out and "```" not in out
     with pytest.raises(KeyError, match="table_missing"):
         resolve_glue("```{glue} table_missing\n```", values)
+
+
+_TEXT = st.one_of(st.none(), st.text(alphabet="ab &<>\"'南村—0.", max_size=6))
+_COLUMNS = {
+    "text": lambda n: st.lists(_TEXT, min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=object)),
+    "str": lambda n: st.lists(_TEXT, min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype="str")),
+    "int": lambda n: st.lists(st.integers(-(10**9), 10**9), min_size=n, max_size=n).map(
+        lambda v: pd.Series(v, dtype="int64")
+    ),
+    "float": lambda n: st.lists(
+        st.one_of(
+            st.floats(-2e7, 2e7, allow_nan=False), st.just(float("nan")), st.sampled_from([0.05, 1.25, -0.0])
+        ),
+        min_size=n,
+        max_size=n,
+    ).map(lambda v: pd.Series(v, dtype="float64")),
+    "bool": lambda n: st.lists(st.booleans(), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=bool)),
+}
+
+
+@st.composite
+def _frames(draw) -> pd.DataFrame:
+    n = draw(st.integers(0, 4))
+    kinds = draw(st.lists(st.sampled_from(sorted(_COLUMNS)), min_size=1, max_size=5))
+    names = draw(
+        st.lists(
+            st.text(alphabet="列<&>a ", min_size=1, max_size=3),
+            min_size=len(kinds),
+            max_size=len(kinds),
+            unique=True,
+        )
+    )
+    return pd.DataFrame({name: draw(_COLUMNS[kind](n)) for name, kind in zip(names, kinds, strict=True)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_frames())
+def test_tables_are_written_as_pandas_writes_them(frame):
+    """The report tables skip pandas' slow HTML formatter: the text must be what ``to_html`` gives."""
+    expected = frame.to_html(**display.TO_HTML, float_format=display._fmt)
+    assert display.frame_html(frame) == expected
