@@ -199,6 +199,7 @@ def _report(
     from kofukin.reference import load_master
     from kofukin.runner import ReportJob, run_reports
     from kofukin.standalone import notebook_to_html, synthetic_banner
+    from kofukin.standalone import warm_up as warm_up_html
 
     master = load_master()
     try:
@@ -218,6 +219,7 @@ def _report(
         out.print(f"HTML: {html_path}", markup=False, highlight=False, soft_wrap=True)
         _report_pdf(pdf, html_path, target)
         return
+    warm_up_html()  # while the kernel boots
     nb_path = tmp / f"{code}.ipynb"
     job = ReportJob(code, TEMPLATES["municipality"], {"code": code, "year": year}, nb_path, title)
     res = run_reports(
