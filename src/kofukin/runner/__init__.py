@@ -33,9 +33,36 @@ How it works and what it guarantees:
   them.
 """
 
-from kofukin.runner.jobs import Failure, JobResult, ReportJob, RunSummary, input_hash
-from kofukin.runner.manifest import read_manifest
-from kofukin.runner.run import DEFAULT_TIMEOUT, default_workers, run_reports
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kofukin.runner.jobs import Failure, JobResult, ReportJob, RunSummary, input_hash
+    from kofukin.runner.manifest import read_manifest
+    from kofukin.runner.run import DEFAULT_TIMEOUT, default_workers, run_reports
+
+# Imported when first used: ``kofukin report`` launches its kernel (kofukin.runner.kernel) before it imports
+# papermill and the pool (~0.5 s), so that the kernel boots while the command does the rest of its work.
+_HOME = {
+    "DEFAULT_TIMEOUT": "run",
+    "Failure": "jobs",
+    "JobResult": "jobs",
+    "ReportJob": "jobs",
+    "RunSummary": "jobs",
+    "default_workers": "run",
+    "input_hash": "jobs",
+    "read_manifest": "manifest",
+    "run_reports": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -28,14 +28,11 @@ from pathlib import Path
 from typing import IO
 
 import jupyter_client.jsonutil
-import nbclient.client
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_core.utils import run_sync
 from nbformat import NotebookNode, from_dict
 from nbformat.v4 import output_from_msg
-from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NotebookExecutionManager
 
 KERNEL_NAME = "python3"
 START_TIMEOUT = 60.0
@@ -111,8 +108,12 @@ def _unvalidated_output(msg: dict) -> NotebookNode:
     return output_from_msg(msg)  # streams and errors: rare, validated as usual
 
 
-# nbclient looks the function up in its own module when a message arrives.
-nbclient.client.output_from_msg = _unvalidated_output
+def _nbclient_without_output_validation() -> None:
+    """nbclient looks the function up in its own module when a message arrives; papermill's client (imported
+    here, not with this module: launching a kernel does not need it) uses nbclient's."""
+    import nbclient.client
+
+    nbclient.client.output_from_msg = _unvalidated_output
 
 
 def _parse_iso_date(text: str) -> datetime:
@@ -242,6 +243,10 @@ class WarmKernel:
         This is ``papermill.engines.Engine.execute_notebook`` with the kernel client handed in: papermill's
         engine would create a second client on the same session, and the kernel would route replies to it.
         """
+        from papermill.clientwrap import PapermillNotebookClient
+        from papermill.engines import NotebookExecutionManager
+
+        _nbclient_without_output_validation()
         manager = NotebookExecutionManager(nb, output_path=None, progress_bar=False, autosave_cell_every=0)
         manager.notebook_start()
         try:
