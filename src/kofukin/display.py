@@ -88,9 +88,7 @@ def _column_cells(column: pd.Series) -> list[str] | None:
     """The column's cells as ``to_html`` writes them, or None for a kind of column left to pandas."""
     kind = column.dtype.kind
     values = column.tolist()
-    if kind in "iu":
-        return [str(v) for v in values]
-    if kind == "b":
+    if kind in "iub":  # integers and booleans print as Python prints them
         return [str(v) for v in values]
     if kind == "f":
         return [TO_HTML["na_rep"] if v != v else _fmt(v) for v in values]
