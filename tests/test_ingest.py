@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import workbook_factory as wf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import kofukin
@@ -21,7 +23,7 @@ from kofukin import layout
 from kofukin.ingest import Category, IngestError, ingest_paths
 from kofukin.reference import load_master
 from kofukin.scoring import TARGET_KEYS
-from kofukin.store import load_store
+from kofukin.store import TABLES, load_store, read_table
 from kofukin.synthetic.workbook import write_outcome_workbook
 
 
@@ -82,6 +84,32 @@ def test_item_points_round_trip(ingested, year):
     truth = truths[year].points
     assert wide.shape == (1741, truth.shape[1])
     pd.testing.assert_frame_equal(wide.loc[truth.index, truth.columns], truth, check_names=False)
+
+
+_STRINGS = st.one_of(
+    st.none(), st.sampled_from(["", "R7", "011002", "上尾市", "北塩原村", "nan", " "]), st.text()
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_STRINGS, _STRINGS, st.integers(-(2**40), 2**40)), max_size=30),
+)
+def test_read_table_equals_pandas_read_parquet(rows, tmp_path_factory):
+    """The store's dictionary read gives exactly pandas' frame: values, missing strings, dtypes and order."""
+    frame = pd.DataFrame(rows, columns=["lg_code6", "item_id", "points"]).astype(
+        {"lg_code6": "str", "item_id": "str", "points": "int64"}
+    )
+    path = tmp_path_factory.mktemp("parquet") / "t.parquet"
+    frame.to_parquet(path, index=False)
+    pd.testing.assert_frame_equal(read_table(path), pd.read_parquet(path))
+    pd.testing.assert_frame_equal(read_table(path), frame)
+
+
+def test_the_loaded_store_equals_pandas_read_parquet(ingested):
+    *_, store_dir, store = ingested
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(store, name), pd.read_parquet(store_dir / f"{name}.parquet"))
 
 
 @pytest.mark.parametrize("year", ["R6", "R7"])

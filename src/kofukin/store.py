@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.parquet as pq
 
 from kofukin.paths import sha256_file
 from kofukin.scoring import FISCAL_YEARS, TARGET_KEYS, add_cross_grant_columns
@@ -133,9 +135,24 @@ def load_store(directory: Path) -> Store:
         raise FileNotFoundError(
             f"{directory} has no processed store: run `kofukin ingest` (or `make book`) first"
         )
-    tables = {name: pd.read_parquet(directory / f"{name}.parquet") for name in TABLES}
+    tables = {name: read_table(directory / f"{name}.parquet") for name in TABLES}
     manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     return Store(**tables, manifest=manifest)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """``pd.read_parquet`` with the same result, ten times faster for the long tables.
+
+    The package keeps strings in Python objects (see ``kofukin/__init__``), and converting Arrow's strings made
+    one Python object per cell: 4.6 million for ``item_points``, a second per process that loads the store (every
+    worker kernel, every ``kofukin report``). Its few distinct values are read as a dictionary instead, so each
+    distinct string becomes one object that all its cells share.
+    """
+    strings = [f.name for f in pq.read_schema(path) if pyarrow.types.is_string(f.type)]
+    frame = pq.read_table(path, read_dictionary=strings).to_pandas()
+    for column in strings:
+        frame[column] = frame[column].astype("str")
+    return frame
 
 
 def validate_tables(tables: dict[str, pd.DataFrame]) -> None:
