@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -477,6 +478,22 @@ def test_a_kernel_launched_ahead_runs_its_preload_then_the_report(tmp_path):
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     with pytest.raises(ValueError, match="one line"):
         WarmKernel(1, preload="import os\nimport sys")
+
+
+@pytest.mark.slow
+def test_a_kernel_that_dies_while_booting_is_reported_at_once_not_after_the_start_timeout(tmp_path):
+    """The handshake polls the process: a kernel gone before its first answer fails ``ready`` in about a
+    second (one unanswered kernel_info), not after ``START_TIMEOUT``; and nothing of it is left running."""
+    from kofukin.runner.kernel import START_TIMEOUT, WarmKernel
+
+    with (tmp_path / "kernel.log").open("a") as log:
+        kernel = WarmKernel(1, stderr=log, preload="import os; os._exit(3)")
+        kernel.launch(NOTEBOOKS)
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="died before it answered"):
+            kernel.ready(NOTEBOOKS)
+    assert time.monotonic() - started < START_TIMEOUT / 4
+    assert kernel.km is None and not kernel.booting
 
 
 @pytest.mark.slow
