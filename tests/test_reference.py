@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,6 +104,64 @@ def test_loaders_validate_and_have_the_documented_sizes() -> None:
     assert len(reference.load_budgets()) == 32
     assert len(reference.load_unions()) == 3
     assert len(reference.load_crosswalk()) == 1069
+
+
+@pytest.fixture
+def reference_copy(tmp_path: Path) -> Path:
+    for name in reference.VALIDATED:
+        shutil.copy(REFERENCE_DIR / name, tmp_path / name)
+    return tmp_path
+
+
+def _break_share(directory: Path) -> None:
+    """The second catalogue row's 該当率 no longer equals its count / 1741."""
+    path = directory / "indicators.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[1, "share_scoring"] = "0.5" if frame.loc[1, "share_scoring"] != "0.5" else "0.25"
+    frame.to_csv(path, index=False)
+
+
+def test_a_broken_reference_table_is_refused_with_its_file_and_check(reference_copy: Path) -> None:
+    reference.validate_reference(reference_copy)  # the bundled tables pass
+    _break_share(reference_copy)
+    with pytest.raises(reference.ReferenceDataError) as e:
+        reference.validate_reference(reference_copy)
+    assert str(e.value).startswith(f"{reference_copy / 'indicators.csv'}: ")
+    assert "share_scoring = n_scoring / 1741" in str(e.value)
+
+
+def test_a_vouch_covers_exactly_the_files_it_names(reference_copy: Path, monkeypatch) -> None:
+    """A kernel skips the schemas only for the content its command validated: an edit made after the vouch
+    changes the fingerprint, so the edited file is checked (and refused) again."""
+    broken_dir = reference_copy
+    _break_share(broken_dir)
+    broken = reference._read_catalogue(broken_dir)
+    assert reference.reference_fingerprint(broken_dir) != reference.reference_fingerprint()
+    monkeypatch.setenv(reference.VOUCHED_ENV, reference.reference_fingerprint())
+    assert reference._checked("indicators.csv", broken) is broken  # vouched: not checked here
+    monkeypatch.setenv(reference.VOUCHED_ENV, reference.reference_fingerprint(broken_dir))
+    with pytest.raises(reference.ReferenceDataError, match="share_scoring"):
+        reference._checked("indicators.csv", broken)
+
+
+def test_a_vouched_report_kernel_never_imports_pandera() -> None:
+    """What the vouch is for: the report kernel's imports and data load leave pandera (and hypothesis, which
+    pandera imports) out, ~0.3 s of every cold ``kofukin report``. A fresh interpreter, as a kernel is."""
+    code = (
+        "import sys, kofukin.display, kofukin.figures, kofukin.report, kofukin.reference as r;"
+        "r.load_master(); r.load_catalogue();"
+        "print(sorted(m for m in ('pandera', 'hypothesis') if m in sys.modules))"
+    )
+    env = {**os.environ, reference.VOUCHED_ENV: reference.reference_fingerprint()}
+    vouched = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    env.pop(reference.VOUCHED_ENV)
+    unvouched = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert vouched.stdout.strip() == "[]"
+    assert "pandera" in unvouched.stdout
 
 
 def test_master_kind_and_prefecture_counts() -> None:

@@ -116,11 +116,12 @@ def reports(
 ) -> None:
     """Execute the report notebooks (papermill, warm kernels) into book/."""
     from kofukin.pipeline import Selection, SelectionError, run_report_stage
+    from kofukin.reference import ReferenceDataError
 
     sel = Selection(all=all_, prefectures=list(prefecture or []), municipalities=list(municipality or []))
     try:
         summary_ = run_report_stage(project_paths(), sel, year=year, workers=jobs, force=force)
-    except SelectionError as e:
+    except (SelectionError, ReferenceDataError) as e:
         err.print(str(e), markup=False, highlight=False)
         raise typer.Exit(2) from None
     out.print(str(summary_), markup=False, highlight=False)
@@ -157,8 +158,11 @@ def report(
     import os
     import tempfile
 
+    from kofukin.reference import vouch_for_children
+
     p = project_paths()
     os.environ["KOFUKIN_ROOT"] = str(p.root)
+    vouch_for_children()  # validated below, while the kernel boots
     with tempfile.TemporaryDirectory(prefix="kofukin-report-") as tmp, _kernel_ahead(Path(tmp)) as kernel:
         _report(p, query, year, pdf, out_dir, Path(tmp), kernel)
 
@@ -197,7 +201,7 @@ def _report(
 ) -> None:
     from kofukin.codes import AmbiguousMunicipality, UnknownMunicipality, resolve_municipality
     from kofukin.pipeline import TEMPLATES, current_book_report, latest_year
-    from kofukin.reference import load_master
+    from kofukin.reference import ReferenceDataError, load_master, validate_reference
     from kofukin.runner import ReportJob, run_reports
     from kofukin.standalone import notebook_to_html, synthetic_banner
     from kofukin.standalone import warm_up as warm_up_html
@@ -220,6 +224,11 @@ def _report(
         out.print(f"HTML: {html_path}", markup=False, highlight=False, soft_wrap=True)
         _report_pdf(pdf, html_path, target)
         return
+    try:
+        validate_reference()  # what the kernel was told it need not check
+    except ReferenceDataError as e:
+        err.print(str(e), markup=False, highlight=False)
+        raise typer.Exit(1) from None
     warm_up_html()  # while the kernel boots
     nb_path = tmp / f"{code}.ipynb"
     job = ReportJob(code, TEMPLATES["municipality"], {"code": code, "year": year}, nb_path, title)
@@ -296,11 +305,12 @@ def build(
     """The whole book: demo-data → ingest → reports → export → site, skipping unchanged stages."""
     from kofukin.ingest import IngestError
     from kofukin.pipeline import build as build_book
+    from kofukin.reference import ReferenceDataError
     from kofukin.site import SiteBuildError
 
     try:
         timer = build_book(project_paths(), workers=jobs, seed=seed, echo=_echo)
-    except (IngestError, SiteBuildError, RuntimeError) as e:
+    except (IngestError, ReferenceDataError, SiteBuildError, RuntimeError) as e:
         err.print(str(e), markup=False, highlight=False)
         raise typer.Exit(1) from None
     _echo(timer.table().to_string(index=False))

@@ -157,6 +157,7 @@ def run_report_stage(
     The national tables every report derives (:mod:`kofukin.derived`) are brought up to date first, once,
     instead of in every kernel."""
     from kofukin.derived import ensure_derived
+    from kofukin.reference import validate_reference, vouch_for_children
     from kofukin.runner import run_reports
 
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -165,6 +166,8 @@ def run_report_stage(
     jobs = report_jobs(paths, sel, year)
     if jobs:
         ensure_derived(paths.processed)
+        validate_reference()  # once here, not in every kernel
+        vouch_for_children()
     return run_reports(
         jobs,
         workers=workers,

@@ -36,15 +36,19 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow
 import pyarrow.parquet as pq
 
 from kofukin.paths import sha256_file
 from kofukin.scoring import FISCAL_YEARS, TARGET_KEYS, add_cross_grant_columns
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 TABLES: tuple[str, ...] = (
     "municipalities",
@@ -57,42 +61,47 @@ TABLES: tuple[str, ...] = (
 )
 MANIFEST = "manifest.json"
 
-_year = pa.Column(str, pa.Check.isin(FISCAL_YEARS))
-_code = pa.Column(str, pa.Check.str_matches(r"^\d{6}$"))
 
-SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "attributes": pa.DataFrameSchema(
-        {
-            "fiscal_year": _year,
-            "lg_code6": _code,
-            "insurer_no": pa.Column(str, nullable=True),
-            "population": pa.Column("int64", pa.Check.gt(0)),
-            "n_insured_1go": pa.Column("int64", pa.Check.gt(0)),
-            "size_class": pa.Column("int64", pa.Check.isin([1, 2, 3, 4, 5])),
-            "kaso": pa.Column(bool),
-        },
-        unique=["fiscal_year", "lg_code6"],
-        strict=False,
-    ),
-    "item_points": pa.DataFrameSchema(
-        {
-            "fiscal_year": _year,
-            "lg_code6": _code,
-            "item_id": pa.Column(str),
-            "points": pa.Column("int64", pa.Check.ge(0)),
-        },
-        strict=False,
-    ),
-    "subtotals": pa.DataFrameSchema(
-        {
-            "fiscal_year": _year,
-            "lg_code6": _code,
-            **{k: pa.Column("int64", pa.Check.ge(0)) for k in TARGET_KEYS},
-        },
-        unique=["fiscal_year", "lg_code6"],
-        strict=False,
-    ),
-}
+@cache
+def schemas() -> dict[str, pa.DataFrameSchema]:
+    """What :func:`write_store` checks; built on first use, so that reading the store never imports pandera."""
+    import pandera.pandas as pa
+
+    year = pa.Column(str, pa.Check.isin(FISCAL_YEARS))
+    code = pa.Column(str, pa.Check.str_matches(r"^\d{6}$"))
+    return {
+        "attributes": pa.DataFrameSchema(
+            {
+                "fiscal_year": year,
+                "lg_code6": code,
+                "insurer_no": pa.Column(str, nullable=True),
+                "population": pa.Column("int64", pa.Check.gt(0)),
+                "n_insured_1go": pa.Column("int64", pa.Check.gt(0)),
+                "size_class": pa.Column("int64", pa.Check.isin([1, 2, 3, 4, 5])),
+                "kaso": pa.Column(bool),
+            },
+            unique=["fiscal_year", "lg_code6"],
+            strict=False,
+        ),
+        "item_points": pa.DataFrameSchema(
+            {
+                "fiscal_year": year,
+                "lg_code6": code,
+                "item_id": pa.Column(str),
+                "points": pa.Column("int64", pa.Check.ge(0)),
+            },
+            strict=False,
+        ),
+        "subtotals": pa.DataFrameSchema(
+            {
+                "fiscal_year": year,
+                "lg_code6": code,
+                **{k: pa.Column("int64", pa.Check.ge(0)) for k in TARGET_KEYS},
+            },
+            unique=["fiscal_year", "lg_code6"],
+            strict=False,
+        ),
+    }
 
 
 @dataclass
@@ -156,7 +165,7 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def validate_tables(tables: dict[str, pd.DataFrame]) -> None:
-    for name, schema in SCHEMAS.items():
+    for name, schema in schemas().items():
         schema.validate(tables[name], lazy=True)
     sub = tables["subtotals"].set_index(["fiscal_year", "lg_code6"])
     recomputed = add_cross_grant_columns(sub[list(TARGET_KEYS)])
