@@ -80,8 +80,10 @@ def frame_html(df: pd.DataFrame) -> str:
 
 
 def _escape(text: str) -> str:
-    """As pandas writes a cell: ``&``, ``<`` and ``>`` escaped, surrounding whitespace stripped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").strip()
+    """As pandas writes a cell: ``&``, ``<`` and ``>`` escaped, surrounding whitespace stripped, and each pair of
+    spaces left inside made two non-breaking ones."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").strip()
+    return escaped.replace("  ", "&nbsp;&nbsp;")
 
 
 def _column_cells(column: pd.Series) -> list[str] | None:
