@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kofukin import layout, reference, scoring
+from kofukin import layout, reference, scoring, vouch
 from kofukin.paths import REFERENCE_DIR
 from kofukin.scoring import FILE_SUBTOTAL_KEYS, FISCAL_YEARS, TARGET_KEYS, TARGET_MAX
 
@@ -136,10 +136,10 @@ def test_a_vouch_covers_exactly_the_files_it_names(reference_copy: Path, monkeyp
     broken_dir = reference_copy
     _break_share(broken_dir)
     broken = reference._read_catalogue(broken_dir)
-    assert reference.reference_fingerprint(broken_dir) != reference.reference_fingerprint()
-    monkeypatch.setenv(reference.VOUCHED_ENV, reference.reference_fingerprint())
+    assert vouch.reference_fingerprint(broken_dir) != vouch.reference_fingerprint()
+    monkeypatch.setenv(vouch.VOUCHED_ENV, vouch.reference_fingerprint())
     assert reference._checked("indicators.csv", broken) is broken  # vouched: not checked here
-    monkeypatch.setenv(reference.VOUCHED_ENV, reference.reference_fingerprint(broken_dir))
+    monkeypatch.setenv(vouch.VOUCHED_ENV, vouch.reference_fingerprint(broken_dir))
     with pytest.raises(reference.ReferenceDataError, match="share_scoring"):
         reference._checked("indicators.csv", broken)
 
@@ -152,11 +152,11 @@ def test_a_vouched_report_kernel_never_imports_pandera() -> None:
         "r.load_master(); r.load_catalogue();"
         "print(sorted(m for m in ('pandera', 'hypothesis') if m in sys.modules))"
     )
-    env = {**os.environ, reference.VOUCHED_ENV: reference.reference_fingerprint()}
+    env = {**os.environ, vouch.VOUCHED_ENV: vouch.reference_fingerprint()}
     vouched = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    env.pop(reference.VOUCHED_ENV)
+    env.pop(vouch.VOUCHED_ENV)
     unvouched = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

@@ -157,8 +157,9 @@ def run_report_stage(
     The national tables every report derives (:mod:`kofukin.derived`) are brought up to date first, once,
     instead of in every kernel."""
     from kofukin.derived import ensure_derived
-    from kofukin.reference import validate_reference, vouch_for_children
+    from kofukin.reference import validate_reference
     from kofukin.runner import run_reports
+    from kofukin.vouch import vouch_for_children
 
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # one BLAS thread per kernel: workers already use every core

@@ -5,7 +5,7 @@ an invariant (a code without leading zeros, a duplicated item, a share that disa
 pipeline at load time.
 
 A command that starts kernels validates them once itself (:func:`validate_reference`) and vouches for them to
-its children (:func:`vouch_for_children`): a kernel whose files are byte-identical to the ones vouched for skips
+its children (:func:`kofukin.vouch.vouch_for_children`): a kernel whose files are byte-identical to the ones vouched for skips
 the schemas, and with them importing pandera — ~0.3 s of a cold ``kofukin report``'s kernel. The vouch names the
 files' content (their sha256), so a file edited in between is validated again; a notebook run by hand validates
 as always.
@@ -13,8 +13,6 @@ as always.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -24,13 +22,13 @@ import pandas as pd
 
 from kofukin.paths import REFERENCE_DIR
 from kofukin.scoring import FISCAL_YEARS, GOALS, GRANTS
+from kofukin.vouch import VALIDATED_FILES, is_vouched_for
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
 
 N_MUNICIPALITIES = 1741
 N_PREFECTURES = 47
-VOUCHED_ENV = "KOFUKIN_REFERENCE_VOUCHED"
 
 
 @cache
@@ -145,6 +143,7 @@ VALIDATED: dict[str, tuple[Callable[..., pd.DataFrame], Callable[[], pa.DataFram
     "municipalities.csv": (_read_master, master_schema),
     "indicators.csv": (_read_catalogue, catalogue_schema),
 }
+assert tuple(VALIDATED) == VALIDATED_FILES, "the vouch names the files with a schema"
 
 
 def validate_reference(directory: Path | None = None) -> None:
@@ -154,27 +153,8 @@ def validate_reference(directory: Path | None = None) -> None:
         _validate(name, read(directory), directory)
 
 
-def reference_fingerprint(directory: Path | None = None) -> str:
-    """The content of the validated files, as one sha256 (what a vouch names)."""
-    h = hashlib.sha256()
-    for name in VALIDATED:
-        h.update(name.encode())
-        h.update(hashlib.sha256(((directory or REFERENCE_DIR) / name).read_bytes()).digest())
-    return h.hexdigest()
-
-
-def vouch_for_children() -> None:
-    """Processes started from now on skip the schemas for these very files; the caller must then run
-    :func:`validate_reference` before it uses anything they compute (``kofukin report`` does it while its
-    kernel boots)."""
-    os.environ[VOUCHED_ENV] = reference_fingerprint()
-
-
 def _checked(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    vouched = os.environ.get(VOUCHED_ENV)
-    if vouched and vouched == reference_fingerprint():
-        return frame
-    return _validate(name, frame)
+    return frame if is_vouched_for() else _validate(name, frame)
 
 
 class ReferenceDataError(ValueError):
