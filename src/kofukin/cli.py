@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -158,7 +159,7 @@ def report(
     import os
     import tempfile
 
-    from kofukin.reference import vouch_for_children
+    from kofukin.vouch import vouch_for_children
 
     p = project_paths()
     os.environ["KOFUKIN_ROOT"] = str(p.root)
@@ -224,23 +225,26 @@ def _report(
         out.print(f"HTML: {html_path}", markup=False, highlight=False, soft_wrap=True)
         _report_pdf(pdf, html_path, target)
         return
-    try:
-        validate_reference()  # what the kernel was told it need not check
-    except ReferenceDataError as e:
-        err.print(str(e), markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    warm_up_html()  # while the kernel boots
     nb_path = tmp / f"{code}.ipynb"
     job = ReportJob(code, TEMPLATES["municipality"], {"code": code, "year": year}, nb_path, title)
-    res = run_reports(
-        [job],
-        workers=1,
-        manifest_path=tmp / "runs.jsonl",
-        failure_report=tmp / "failures.md",
-        force=True,
-        progress=False,
-        kernel=kernel,
-    )
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # While the kernel boots and runs, this process would only wait: it checks the reference tables the
+        # kernel was told it need not check, and compiles nbconvert's templates for the conversion below.
+        checked = background.submit(lambda: (validate_reference(), warm_up_html()))
+        res = run_reports(
+            [job],
+            workers=1,
+            manifest_path=tmp / "runs.jsonl",
+            failure_report=tmp / "failures.md",
+            force=True,
+            progress=False,
+            kernel=kernel,
+        )
+        try:
+            checked.result()
+        except ReferenceDataError as e:
+            err.print(str(e), markup=False, highlight=False)
+            raise typer.Exit(1) from None
     if res.failed:
         err.print((tmp / "failures.md").read_text(encoding="utf-8"), markup=False, highlight=False)
         raise typer.Exit(1)
