@@ -6,6 +6,9 @@ workbook cell can hold one (tests/test_hostile_names.py builds a whole book with
 
 from __future__ import annotations
 
+import copy
+
+import nbformat
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -97,6 +100,54 @@ def test_standalone_html_places_glued_blocks_and_never_rescans_a_value():
     assert "never shown" not in out and "12,345" in out and "```" not in out
     with pytest.raises(KeyError, match="table_missing"):
         resolve_glue("```{glue} table_missing\n```", values)
+
+
+def _glued(name: str, data: dict) -> nbformat.NotebookNode:
+    return nbformat.v4.new_output(
+        "display_data", data=data, metadata={"scrapbook": {"name": name, "mime_prefix": ""}}
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(cell_text=st.text(alphabet="ab &<>\"'南村—0.;", max_size=12), n_rows=st.integers(0, 40))
+def test_tables_put_in_after_nbconvert_give_the_page_nbconvert_makes_of_them(cell_text, n_rows):
+    """The standalone page's tables and figures go in after nbconvert (:func:`put_blocks`): read as HTML, the
+    page is the very document nbconvert makes when they go through it, whatever the cells hold."""
+    from bs4 import BeautifulSoup
+
+    from kofukin.display import frame_html
+    from kofukin.standalone import _exporter, convert, glued_values, put_blocks, resolve_glue
+
+    table = frame_html(pd.DataFrame({"名称": [cell_text] * n_rows, "得点": range(n_rows)}))
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "",
+                metadata={"tags": ["remove-cell"]},
+                outputs=[
+                    _glued("table_t", {"text/html": table, "text/plain": "t"}),
+                    _glued("figure_f", {"image/png": "iVBORw0KGgo=\n", "text/plain": "f"}),
+                    _glued("name", {"text/plain": cell_text or "x"}),
+                ],
+            ),
+            nbformat.v4.new_markdown_cell(
+                "# {glue:text}`name`\n\n```{glue} table_t\n```\n\n本文\n\n```{glue} figure_f\n```\n\n"
+                "```{glue} table_t\n```"
+            ),
+        ]
+    )
+    direct = copy.deepcopy(nb)
+    values = glued_values(direct)
+    for cell in direct.cells:
+        if cell.cell_type == "markdown":
+            cell.source = resolve_glue(cell.source, values)
+    through, _ = _exporter().from_notebook_node(direct, resources={"metadata": {"name": "x"}})
+    page = convert(nb, "x")
+    assert 'data-kofukin-glue="' not in page
+    assert page.count("iVBORw0KGgo=") == 1 and page.count("<table") == 2
+    assert str(BeautifulSoup(page, "html.parser")) == str(BeautifulSoup(through, "html.parser"))
+    with pytest.raises(ValueError, match="placeholders lost"):
+        put_blocks("<p>nothing</p>", {"kofukin-glue-0a-0": "<table></table>"})
 
 
 _TEXT = st.one_of(st.none(), st.text(alphabet="ab &<>\"'南村—0.", max_size=6))
