@@ -61,6 +61,30 @@ def glued(monkeypatch):
     return out
 
 
+@pytest.mark.parametrize("shown", [True, False])
+def test_glue_publishes_what_myst_nb_glue_publishes(monkeypatch, shown):
+    import myst_nb
+    import myst_nb.ext.glue
+    from IPython.display import HTML, Image, Markdown
+
+    published: dict[str, list] = {"ours": [], "myst_nb": []}
+    monkeypatch.setattr(display, "ipy_display", lambda *a, **k: published["ours"].append((a, k)))
+    monkeypatch.setattr(myst_nb.ext.glue, "ipy_display", lambda *a, **k: published["myst_nb"].append((a, k)))
+    values = [
+        ("md", Markdown("**太字** & <b>")),
+        ("text", display._plain("上尾市")),
+        ("n", display._plain(pd.Series([12]).iloc[0])),
+        ("f", 0.25),
+        ("t", HTML("<table></table>")),
+        ("png", Image(data=b"\x89PNG\r\n\x1a\n", format="png")),
+    ]
+    for name, value in values:
+        display.glue(name, value, display=shown)
+        myst_nb.glue(name, value, display=shown)
+    assert published["ours"] == published["myst_nb"]
+    assert len(published["ours"]) == len(values)
+
+
 def test_glued_tables_and_figures_are_what_the_cells_showed(glued):
     """The municipality template glues its tables and figures in one cell; the page places them with ``{glue}``."""
     rows = pd.DataFrame({"項目": [f"<i>{i}</i>" for i in range(5)]})

@@ -10,11 +10,24 @@ from html import escape
 from typing import Any
 
 import pandas as pd
+from IPython.core.formatters import format_display_data
 from IPython.display import HTML, Image, Markdown, display
-from myst_nb import glue
+from IPython.display import display as ipy_display
 
 from kofukin.narrative import one_line
 from kofukin.report import Report
+
+GLUE_PREFIX = "application/papermill.record/"  # where myst-nb's {glue} finds a value not displayed
+
+
+def glue(name: str, variable: Any, display: bool = True) -> None:
+    """``myst_nb.glue``: the same output, without importing ``myst_nb.ext.glue``, which imports nbformat and
+    jsonschema — 0.1 s of a report kernel that never uses them. ``tests/test_display.py`` checks that the two
+    publish the same data and metadata."""
+    bundle, metadata = format_display_data(variable)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
 
 
 def glue_report(rep: Report) -> None:
