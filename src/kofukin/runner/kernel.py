@@ -28,14 +28,15 @@ from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from queue import Empty
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import jupyter_client.jsonutil
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_core.utils import run_sync
-from nbformat import NotebookNode, from_dict
-from nbformat.v4 import output_from_msg
+
+if TYPE_CHECKING:  # nbformat is imported where notebooks are executed: launching a kernel does not need it
+    from nbformat import NotebookNode
 
 KERNEL_NAME = "python3"
 START_TIMEOUT = 60.0
@@ -101,6 +102,9 @@ def _unvalidated_output(msg: dict) -> NotebookNode:
     the fast validator, before it is written (:func:`kofukin.runner.notebook.write_atomic`), so nothing
     invalid reaches the book.
     """
+    from nbformat import from_dict
+    from nbformat.v4 import output_from_msg
+
     content = msg["content"]
     kind = msg["header"]["msg_type"]
     if kind in ("display_data", "execute_result"):
