@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from kofukin import derived
 from kofukin.bookdata import BookData
-from kofukin.bycode import RowsByCode
+from kofukin.bycode import RowsByCode, rows_where
 from kofukin.report import municipality_report
 from kofukin.store import MANIFEST, load_store
 
@@ -133,3 +133,16 @@ def test_rows_by_code_equals_splitting_with_groupby(rows):
         pd.testing.assert_frame_equal(by_code[code], rows_of_code)  # each municipality's rows in table order
     assert "999999" not in by_code
     assert list(by_code.get_or_empty("999999").columns) == ["lg_code6", "points"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    codes=st.lists(st.one_of(st.none(), st.sampled_from(["010006", "011002", "", "nan"])), max_size=30),
+    value=st.sampled_from(["010006", "011002", "", "nan", "999999"]),
+    dtype=st.sampled_from(["str", object]),
+)
+def test_rows_where_selects_the_rows_pandas_selects(codes, value, dtype):
+    """Missing cells included: neither way selects them."""
+    table = pd.DataFrame({"lg_code6": pd.Series(codes, dtype=dtype), "points": range(len(codes))})
+    table.index = table.index * 3 + 1
+    pd.testing.assert_frame_equal(rows_where(table, "lg_code6", value), table[table["lg_code6"] == value])

@@ -19,7 +19,7 @@ from typing import TypeVar
 import pandas as pd
 
 from kofukin import outcomes, summary
-from kofukin.bycode import RowsByCode
+from kofukin.bycode import RowsByCode, rows_where
 from kofukin.derived import DerivedTables, open_derived
 from kofukin.gains import GainsByCode, GainsLosses, gains_losses, gains_tables
 from kofukin.grants import basic_allocation_estimate
@@ -113,8 +113,7 @@ class BookData:
         than :data:`BATCH_AFTER` municipalities it scans (and keeps the last answer), then splits once."""
         if "_items_by_code" not in self.__dict__ and len(self._seen_codes) < BATCH_AFTER:
             if lg_code6 not in self._seen_codes:
-                ip = self.store.item_points
-                self._seen_codes[lg_code6] = ip[ip["lg_code6"] == lg_code6]
+                self._seen_codes[lg_code6] = rows_where(self.store.item_points, "lg_code6", lg_code6)
             return self._seen_codes[lg_code6]
         self._seen_codes.clear()
         empty = self.store.item_points.iloc[0:0]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kofukin.bycode import RowsByCode
+from kofukin.bycode import RowsByCode, rows_where
 from kofukin.gains import crosswalk_pairs
 from kofukin.layout import RANK_BAND_JA, RANK_BANDS
 from kofukin.memo import by_identity
@@ -191,7 +191,8 @@ ITEM_COLUMNS = [
 @by_identity
 def _scorers(item_points: pd.DataFrame, year: str) -> pd.DataFrame:
     """item × municipality, True where the municipality scores the item in ``year`` (built once per table)."""
-    ip = item_points[(item_points["fiscal_year"] == year) & (item_points["points"] > 0)]
+    ip = rows_where(item_points, "fiscal_year", year)
+    ip = ip[ip["points"] > 0]
     item_idx, items = pd.factorize(ip["item_id"])  # hashing, not crosstab: a second instead of ten
     code_idx, codes = pd.factorize(ip["lg_code6"])
     scores = np.zeros((len(items), len(codes)), dtype=bool)
