@@ -73,6 +73,26 @@ def test_reports_from_persisted_tables_equal_reports_computed_in_the_kernel(proc
     assert persisted.shrunken["R8"].attrs == computed.shrunken["R8"].attrs  # τ², κ, α travel with the table
 
 
+def test_a_single_report_reads_the_small_persisted_tables_and_computes_its_own_rows_of_the_large(processed):
+    """``kofukin report`` runs one report: a persisted table of a few hundred kB is read at once (it costs less
+    than the municipality's own computation), one of tens of MB is left for a kernel that runs many."""
+    from kofukin.bookdata import SMALL_DERIVED_BYTES
+
+    tables = derived.open_derived(processed)
+    sizes = {
+        name: tables.nbytes(name) for name in ("achieved-R8", "reach-changes-R8", "gains-R7-R8", "reach-R8")
+    }
+    assert sizes["achieved-R8"] <= SMALL_DERIVED_BYTES and sizes["reach-changes-R8"] <= SMALL_DERIVED_BYTES
+    assert sizes["gains-R7-R8"] > SMALL_DERIVED_BYTES and sizes["reach-R8"] > SMALL_DERIVED_BYTES
+    store = load_store(processed)
+    one = BookData(store, "k", derived=tables)
+    code = _codes(processed)[0]
+    _assert_same_report(
+        municipality_report(code, "R8", one), municipality_report(code, "R8", BookData(store, "k"))
+    )
+    assert set(one._batches) == {"achieved-R8", "reach-changes-R8"}
+
+
 def test_a_kernel_without_persisted_tables_batches_them_itself_to_the_same_numbers(processed, monkeypatch):
     """Past BATCH_AFTER requests a kernel computes the national pass itself (no persisted tables: an older
     store, or another year than the book's); its reports equal the single-municipality ones."""

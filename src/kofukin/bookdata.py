@@ -41,6 +41,9 @@ V = TypeVar("V")
 # will run many, so it reads it then.
 BATCH_AFTER = 25
 BATCH_AFTER_DERIVED = 1
+# A persisted table this small (items achieved, the grant changes of the items within reach) is read in a few
+# milliseconds, less than one municipality's own computation (~50 ms): even a single report reads it.
+SMALL_DERIVED_BYTES = 4_000_000
 
 
 class _PerYear(dict[str, V]):
@@ -135,7 +138,8 @@ class BookData:
         if batch is None:
             self._requests[key] = self._requests.get(key, 0) + 1
             persisted = self.derived is not None and self.derived.has(key)
-            if self._requests[key] <= (BATCH_AFTER_DERIVED if persisted else BATCH_AFTER):
+            small = persisted and self.derived.nbytes(key) <= SMALL_DERIVED_BYTES
+            if not small and self._requests[key] <= (BATCH_AFTER_DERIVED if persisted else BATCH_AFTER):
                 return single()
             batch = self._batches[key] = every()
         return batch[code] if code in batch else single()  # single() explains a municipality it lacks

@@ -62,6 +62,11 @@ class DerivedTables:
     def has(self, name: str) -> bool:
         return name in self._loaded or (self.directory / f"{name}.pkl").exists()
 
+    def nbytes(self, name: str) -> int:
+        """The size of the table's file (0 when it was not derived): what reading it costs, roughly."""
+        path = self.directory / f"{name}.pkl"
+        return path.stat().st_size if path.exists() else 0
+
     def get(self, name: str) -> Any | None:
         """The table (or tuple of tables) called ``name``, or None when it was not derived."""
         if name not in self._loaded:
