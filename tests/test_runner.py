@@ -481,6 +481,21 @@ def test_a_kernel_launched_ahead_runs_its_preload_then_the_report(tmp_path):
 
 
 @pytest.mark.slow
+def test_report_kernels_start_without_the_debugger_and_still_run_reports(tmp_path):
+    from kofukin.runner.kernel import WarmKernel
+
+    stamp = tmp_path / "debugpy"
+    preload = f"import sys; open({str(stamp)!r}, 'w').write(repr(sys.modules.get('debugpy', 'absent')))"
+    with (tmp_path / "kernel.log").open("a") as log:
+        kernel = WarmKernel(1, stderr=log, preload=preload)
+        kernel.launch(NOTEBOOKS)
+        summary = run([job("01000", tmp_path, code="01000")], tmp_path, kernel=kernel)
+    assert summary.executed == 1, summary.failures
+    assert stamp.read_text() == "None", "debugpy is blocked, not imported"
+    assert "type=str code=01000 leaked=None" in stdout_of(read(tmp_path / "01000.ipynb"))
+
+
+@pytest.mark.slow
 def test_a_kernel_that_dies_while_booting_is_reported_at_once_not_after_the_start_timeout(tmp_path):
     """The handshake polls the process: a kernel gone before its first answer fails ``ready`` in about a
     second (one unanswered kernel_info), not after ``START_TIMEOUT``; and nothing of it is left running."""

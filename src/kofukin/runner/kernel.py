@@ -145,11 +145,12 @@ jupyter_client.jsonutil._dateutil_parse = _parse_iso_date
 
 
 class ThisPythonKernelSpecs(KernelSpecManager):
-    """Every kernel name resolves to ipykernel on ``sys.executable`` (the project's virtual environment)."""
+    """Every kernel name resolves to ipykernel on ``sys.executable`` (the project's virtual environment),
+    started without its debugger (:mod:`kofukin.runner.kernel_main`)."""
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            argv=[sys.executable, "-m", "kofukin.runner.kernel_main", "-f", "{connection_file}"],
             display_name="Python 3 (ipykernel)",
             language="python",
             metadata={},
