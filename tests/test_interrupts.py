@@ -28,6 +28,7 @@ import stage_harness as h
 
 from kofukin.pipeline import stale_pages
 from kofukin.reference import load_catalogue
+from kofukin.runner.kernel import KERNEL_MODULE
 from kofukin.runner.manifest import read_manifest
 from kofukin.scoring import TARGET_KEYS, add_cross_grant_columns
 from kofukin.standalone import glued_values
@@ -133,7 +134,7 @@ def test_killed_reports_keep_every_page_whole_and_the_next_run_completes(good_bo
         return [_page_of(r, paths.book) for r in read_manifest(runs)[n_before:] if r["status"] == "executed"]
 
     def kernels(pids: list[int]) -> list[int]:
-        return [p for p in pids if "ipykernel_launcher" in h.cmdline(p)]
+        return [p for p in pids if KERNEL_MODULE in h.cmdline(p)]
 
     run = h.start_cli(h.report_args(), paths.root)
     procs: list[int] = []

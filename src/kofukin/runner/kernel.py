@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # nbformat is imported where notebooks are executed: launchin
     from nbformat import NotebookNode
 
 KERNEL_NAME = "python3"
+KERNEL_MODULE = "kofukin.runner.kernel_main"  # the kernels' program (`python -m`): ipykernel, no debugger
 START_TIMEOUT = 60.0
 RESET_TIMEOUT = 60.0
 
@@ -150,7 +151,7 @@ class ThisPythonKernelSpecs(KernelSpecManager):
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         return KernelSpec(
-            argv=[sys.executable, "-m", "kofukin.runner.kernel_main", "-f", "{connection_file}"],
+            argv=[sys.executable, "-m", KERNEL_MODULE, "-f", "{connection_file}"],
             display_name="Python 3 (ipykernel)",
             language="python",
             metadata={},
