@@ -144,7 +144,9 @@ def export(
 
     p = project_paths()
     data = book_data(p.processed)
-    res = export_tables(data.store, out_dir or p.exports, year, regression=regression_coefficients(data))
+    res = export_tables(
+        data.store, out_dir or p.exports, year, regression=regression_coefficients(data), derived=data.derived
+    )
     out.print(f"{res}", markup=False, highlight=False)
 
 

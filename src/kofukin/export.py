@@ -37,6 +37,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -49,6 +50,9 @@ from kofukin.reference import load_catalogue, load_crosswalk
 from kofukin.scoring import TARGET_KEYS, TARGET_LABEL_JA
 from kofukin.store import Store, staging_dir, swap_directory
 from kofukin.summary import RANK_KEYS, area_cells, national_summary
+
+if TYPE_CHECKING:
+    from kofukin.derived import DerivedTables
 
 MANIFEST = "export_manifest.json"
 CODE_COLUMNS = ("lg_code6", "pref_code", "of_lg_code6")
@@ -228,13 +232,21 @@ class ExportResult:
 
 
 def _gains_tables(
-    store: Store, catalogue: pd.DataFrame, crosswalk: pd.DataFrame, pairs: list[tuple[str, str]]
+    store: Store,
+    catalogue: pd.DataFrame,
+    crosswalk: pd.DataFrame,
+    pairs: list[tuple[str, str]],
+    derived: DerivedTables | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = store.municipalities[["lg_code6", "name", "pref_name"]]
     long_parts, goal_parts = [], []
     for a, b in pairs:
-        items, nc = gains_losses_table(store.item_points, catalogue, crosswalk, a, b)
-        goals = goal_effects(items, nc, store.item_points, catalogue, a, b, subtotals=store.subtotals)
+        persisted = derived.get(f"gains-{a}-{b}") if derived is not None else None
+        if persisted is not None:  # what the reports read (kofukin.derived): ~2.5 s a pair not recomputed
+            items, nc, goals = persisted
+        else:
+            items, nc = gains_losses_table(store.item_points, catalogue, crosswalk, a, b)
+            goals = goal_effects(items, nc, store.item_points, catalogue, a, b, subtotals=store.subtotals)
         changed = items[(items["status"].isin(["gained", "lost"])) | (items["change"] != 0)].assign(
             comparable=True
         )
@@ -273,11 +285,13 @@ def build_tables(
     regression: pd.DataFrame | None = None,
     k_peers: int = 10,
     threshold: float = 0.30,
+    derived: DerivedTables | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The export tables with English keys (no I/O): ``({name: table}, {skipped name: reason})``.
 
     ``year`` None exports every year of the store (within_reach and peers: the latest); a year limits the
-    yearly tables to it and gains to the pair of years ending at it.
+    yearly tables to it and gains to the pair of years ending at it. ``derived``: the store's current derived
+    tables (:func:`kofukin.derived.open_derived`), read instead of recomputed where they hold the same table.
     """
     years = store.years
     if not years:
@@ -313,13 +327,17 @@ def build_tables(
         skipped["gains_losses"] = skipped["gains_losses_by_goal"] = "項目別得点がありません"
     else:
         tables["gains_losses"], tables["gains_losses_by_goal"] = _gains_tables(
-            store, catalogue, crosswalk, pairs
+            store, catalogue, crosswalk, pairs, derived
         )
 
     if store.item_points.empty or not (store.item_points["fiscal_year"] == latest).any():
         skipped["within_reach"] = "項目別得点がありません"
     else:
-        wr = within_reach_table(panel, store.item_points, catalogue, latest, threshold)
+        reach = derived.get(f"reach-{latest}") if derived is not None else None
+        if reach is not None and reach.threshold == threshold:
+            wr = reach.items.assign(fiscal_year=latest)
+        else:
+            wr = within_reach_table(panel, store.item_points, catalogue, latest, threshold)
         tables["within_reach"] = wr.merge(names, on="lg_code6", how="left")
     tables["peers"] = nearest_peers_table(panel, latest, k_peers)
     if regression is not None:
@@ -446,6 +464,7 @@ def export_tables(
     crosswalk: pd.DataFrame | None = None,
     k_peers: int = 10,
     threshold: float = 0.30,
+    derived: DerivedTables | None = None,
 ) -> ExportResult:
     """Build every export table from the store and write them to ``out_dir`` (see the module docstring).
 
@@ -468,7 +487,7 @@ def export_tables(
             crosswalk = load_crosswalk()
         except FileNotFoundError:
             crosswalk = None
-    tables, skipped = build_tables(store, year, catalogue, crosswalk, regression, k_peers, threshold)
+    tables, skipped = build_tables(store, year, catalogue, crosswalk, regression, k_peers, threshold, derived)
     years = store.years if year is None else [year]
     synthetic = [y for y in store.synthetic_years if y in years]
     return write_tables(tables, out_dir, skipped, synthetic, years, store.manifest)

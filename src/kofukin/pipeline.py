@@ -361,7 +361,12 @@ def build(paths: ProjectPaths, *, workers: int, seed: int, echo=print) -> StageT
     else:
         data = book_data(paths.processed)
         timer.run(
-            "export", export_tables, data.store, paths.exports, regression=regression_coefficients(data)
+            "export",
+            export_tables,
+            data.store,
+            paths.exports,
+            regression=regression_coefficients(data),
+            derived=data.derived,
         )
         export_stamp.write_text(current)
     stamp_file = paths.build / ".site_stamp"
