@@ -10,7 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from kofukin.paths import REFERENCE_DIR
+from kofukin.paths import REFERENCE_DIR, sha256_file
 
 VOUCHED_ENV = "KOFUKIN_REFERENCE_VOUCHED"
 VALIDATED_FILES = ("municipalities.csv", "indicators.csv")  # the tables with a pandera schema
@@ -21,7 +21,7 @@ def reference_fingerprint(directory: Path | None = None) -> str:
     h = hashlib.sha256()
     for name in VALIDATED_FILES:
         h.update(name.encode())
-        h.update(hashlib.sha256(((directory or REFERENCE_DIR) / name).read_bytes()).digest())
+        h.update(sha256_file((directory or REFERENCE_DIR) / name).encode())
     return h.hexdigest()
 
 
