@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kofukin.bycode import RowsByCode
+from kofukin.bycode import RowsByCode, rows_where
 from kofukin.memo import by_identity
 from kofukin.scoring import GOAL_JA, GRANT_SHORT_JA, GRANTS, subtotals_from_items
 from kofukin.summary import dense_item_points, item_labels
@@ -381,7 +381,7 @@ def gains_losses(
         The goal totals as published (e.g. the store's panel), for the actual change per goal; without them
         the totals are recomputed from the items under the scoring rules (see :func:`goal_effects`).
     """
-    mine = item_points[item_points["lg_code6"] == lg_code6]  # one pass over the big table
+    mine = rows_where(item_points, "lg_code6", lg_code6)  # one pass over the big table
     for y in (from_year, to_year):
         if not (mine["fiscal_year"] == y).any():
             raise ValueError(f"{lg_code6} has no item points in {y}")

@@ -272,7 +272,7 @@ def within_reach(
     labels = item_labels(catalogue)
     bands = item_bands(catalogue)
     if own_items is None:
-        own_items = item_points[item_points["lg_code6"] == lg_code6]
+        own_items = rows_where(item_points, "lg_code6", lg_code6)
     own = dense_item_points(own_items[own_items["fiscal_year"] == year], catalogue, year, [lg_code6])
     own = recoverable_points(own, bands)
     own["peer_share"] = own["item_id"].map(_share_scoring(item_points, year, group)).fillna(0.0)
@@ -374,7 +374,7 @@ def persistent_zeros(
     if pred.empty:
         return pred
     years = [year] + [c.removeprefix("item_id_") for c in pred.columns[1:]]
-    mine = item_points[item_points["lg_code6"] == lg_code6]
+    mine = rows_where(item_points, "lg_code6", lg_code6)
     if not all((mine["fiscal_year"] == y).any() for y in years):
         return pd.DataFrame(columns=["item_id", *pred.columns[1:]])
     pts = mine.groupby("item_id")["points"].sum()
