@@ -105,6 +105,17 @@ def test_glued_tables_and_figures_are_what_the_cells_showed(glued):
     assert glued["figure_absent"].data == "", "a missing figure still has its key (the page would warn)"
 
 
+def test_item_tables_are_left_out_of_the_search_index(glued):
+    """Only the tables a report names in ``item_tables`` carry Pagefind's ignore attribute, glued or shown."""
+    rows = pd.DataFrame({"項目": ["認知症施策"], "配点": [10]})
+    rep = Report(tables={"items": rows, "peers": rows}, item_tables=frozenset({"items"}))
+    display.glue_table(rep, "items")
+    display.glue_table(rep, "peers")
+    assert glued["table_items"].data.startswith('<div class="kofukin-table-wrap" data-pagefind-ignore><table')
+    assert glued["table_peers"].data.startswith('<div class="kofukin-table-wrap"><table')
+    assert "data-pagefind-ignore" not in glued["table_peers"].data
+
+
 def test_standalone_html_places_glued_blocks_and_never_rescans_a_value():
     from kofukin.standalone import resolve_glue
 

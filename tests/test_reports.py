@@ -89,6 +89,25 @@ def test_glued_totals_and_ranks_match_an_independent_computation(book, kind):
     assert f"{higher + 1:,}位／1,741" in g["headline_md"]
 
 
+def test_search_skips_the_item_tables_and_indexes_the_rest(book):
+    """Pagefind leaves out the tables listed item by item (the same labels on every page) and indexes the
+    summary, rank, what-if and peer tables: their wrappers say so in the executed page."""
+    import nbformat
+
+    from kofukin.report import MUNICIPALITY_ITEM_TABLES
+
+    paths, _ = book
+    nb = nbformat.read(paths.book / "municipalities" / f"{CODES['city']}.ipynb", as_version=4)
+    tables = {k: v for k, (kind, v) in glued_values(nb).items() if k.startswith("table_") and kind == "html"}
+    assert {"table_scores", "table_peers", "table_gains", "table_bands"} <= set(tables)
+    for key, html in tables.items():
+        is_item_table = key.removeprefix("table_") in MUNICIPALITY_ITEM_TABLES
+        has_rows = "<table" in html
+        assert ("data-pagefind-ignore" in html) == (is_item_table and has_rows), key
+        if is_item_table and has_rows:
+            assert "<th>項目</th>" in html or "<th>活動指標</th>" in html, key
+
+
 def test_union_member_reports_its_union_outcome(book):
     paths, _ = book
     g = glued(paths.book / "municipalities" / f"{CODES['union_member']}.ipynb")

@@ -58,14 +58,17 @@ def table(rep: Report, name: str, *, max_rows: int | None = None, empty: str = "
     if df is None or len(df) == 0:
         display(Markdown(f"*{empty}*"))
         return
-    display(HTML(_table_html(df, max_rows)))
+    display(HTML(_table_html(df, max_rows, indexed=name not in rep.item_tables)))
     if max_rows is not None and len(df) > max_rows:
         display(Markdown(f"*{_more_rows(len(df) - max_rows)}*"))
 
 
-def _table_html(df: pd.DataFrame, max_rows: int | None) -> str:
+def _table_html(df: pd.DataFrame, max_rows: int | None, *, indexed: bool = True) -> str:
+    """The table in its scrolling wrapper; ``indexed=False`` marks it ``data-pagefind-ignore`` (the site's search
+    skips it, see :attr:`kofukin.report.Report.item_tables`)."""
     shown = _one_line(df if max_rows is None else df.head(max_rows))
-    return f'<div class="kofukin-table-wrap">{frame_html(shown)}</div>'
+    ignore = "" if indexed else " data-pagefind-ignore"
+    return f'<div class="kofukin-table-wrap"{ignore}>{frame_html(shown)}</div>'
 
 
 TO_HTML = {"index": False, "escape": True, "border": 0, "classes": "kofukin-table", "na_rep": "—"}
@@ -132,7 +135,7 @@ def glue_table(rep: Report, name: str, *, max_rows: int | None = None, empty: st
     if df is None or len(df) == 0:
         html = f"<p><em>{escape(empty)}</em></p>"
     else:
-        html = _table_html(df, max_rows)
+        html = _table_html(df, max_rows, indexed=name not in rep.item_tables)
         if max_rows is not None and len(df) > max_rows:
             html += f"<p><em>{escape(_more_rows(len(df) - max_rows))}</em></p>"
     glue(f"table_{name}", HTML(html), display=False)

@@ -31,12 +31,24 @@ SYNTHETIC_NOTE = (
 
 @dataclass
 class Report:
-    """A report's content: ``glue`` (numbers and sentences quoted in the prose), tables and figures."""
+    """A report's content: ``glue`` (numbers and sentences quoted in the prose), tables and figures.
+
+    ``item_tables`` names the tables whose rows are indicator items: the site's search leaves them out
+    (:func:`kofukin.display.glue_table`).
+    """
 
     glue: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, bytes] = field(default_factory=dict)
     source: str = SOURCE_NOTE
+    item_tables: frozenset[str] = frozenset()
+
+
+# The municipality tables listed item by item. Every municipality page lists the same ~200 item labels, so
+# a search for a word of one (認知症, 介護予防) would return all 1,741 pages — and bury the chapters that explain
+# it; leaving them out of the index also halves Pagefind's work (the item tables are two thirds of a page's
+# indexed text).
+MUNICIPALITY_ITEM_TABLES = frozenset({"gains", "not_comparable", "reach", "persistent_zero", "bands"})
 
 
 def _synthetic_note(data: BookData) -> str:
@@ -62,7 +74,7 @@ def municipality_report(code: str, year: str, data: BookData | None = None) -> R
     data = data or book_data()
     items = data.items_of(code)
     prof = municipality_profile(data.panel, year, code, achieved=data.achieved_of(code, year))
-    rep = Report()
+    rep = Report(item_tables=MUNICIPALITY_ITEM_TABLES)
     g = rep.glue
     g.update(_info_glue(prof.info, year))
     g["synthetic_note"] = _synthetic_note(data)
