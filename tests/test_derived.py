@@ -126,13 +126,42 @@ def test_a_failed_derivation_keeps_the_previous_tables(processed, tmp_path, monk
     shutil.copytree(processed, copy)
     before = {p.name: p.read_bytes() for p in (copy / derived.DIRECTORY).iterdir()}
 
-    def broken(data):
+    def broken(data, parts):
         raise MemoryError("out of memory half-way")
 
     monkeypatch.setattr(derived, "compute", broken)
     with pytest.raises(MemoryError):
         derived.write_derived(copy)
     assert {p.name: p.read_bytes() for p in (copy / derived.DIRECTORY).iterdir()} == before
+    assert not list(copy.glob(".derived.tmp-*")), "the staging directory is removed"
+
+
+def test_the_two_processes_write_the_same_bytes_as_one(processed, tmp_path):
+    """``ensure_derived`` splits the work over two processes (:data:`derived.PARTS`); every file it writes is
+    byte for byte the one a single process writes."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for copy in (one, two):
+        shutil.copytree(processed, copy, ignore=shutil.ignore_patterns(derived.DIRECTORY))
+    derived.write_derived(one)
+    assert derived.ensure_derived(two, jobs=2) is True
+    assert derived.ensure_derived(two, jobs=2) is False, "current tables are not derived again"
+    files = {p.name: p.read_bytes() for p in (one / derived.DIRECTORY).iterdir()}
+    assert {p.name: p.read_bytes() for p in (two / derived.DIRECTORY).iterdir()} == files
+    assert len(files) == 1 + 11, sorted(
+        files
+    )  # the key; outcome frame, 3 × shrunken and achieved, 2 gains, 2 reach
+
+
+def test_a_failing_child_keeps_the_previous_tables_and_names_the_parts(processed, tmp_path):
+    copy = tmp_path / "processed"
+    shutil.copytree(processed, copy)
+    before = {p.name: p.read_bytes() for p in (copy / derived.DIRECTORY).iterdir()}
+    (copy / derived.DIRECTORY / derived.KEY_FILE).write_text("stale", encoding="utf-8")
+    (copy / "item_points.parquet").write_bytes(b"not parquet")
+    with pytest.raises(RuntimeError, match="outcomes-gains, items-reach"):
+        derived.ensure_derived(copy, jobs=2)
+    after = {p.name: p.read_bytes() for p in (copy / derived.DIRECTORY).iterdir()}
+    assert after == {**before, derived.KEY_FILE: b"stale"}
     assert not list(copy.glob(".derived.tmp-*")), "the staging directory is removed"
 
 

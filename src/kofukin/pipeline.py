@@ -166,7 +166,7 @@ def run_report_stage(
     os.environ["KOFUKIN_ROOT"] = str(paths.root)
     jobs = report_jobs(paths, sel, year)
     if jobs:
-        ensure_derived(paths.processed)
+        ensure_derived(paths.processed, jobs=workers)
         validate_reference()  # once here, not in every kernel
         vouch_for_children()
     return run_reports(
