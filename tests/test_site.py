@@ -8,6 +8,7 @@ in nitpicky mode and leave the first site in place), and a rebuild after the man
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -372,6 +373,40 @@ def test_sidebar_cache_changes_no_byte_of_any_page(built, tmp_path):
     assert len([p for p in pages if p.parts[:2] == ("book", "municipalities")]) == 6
     for rel in pages:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    images = sorted(p.name for p in (a / "_images").iterdir())
+    assert images and images == sorted(p.name for p in (b / "_images").iterdir())
+    cache = paths.build / ".site-cache"
+    for name in images:
+        assert (a / "_images" / name).read_bytes() == (b / "_images" / name).read_bytes(), name
+        assert os.path.samefile(cache / "html" / "_images" / name, cache / "jupyter_execute" / name), (
+            "Sphinx's output links myst-nb's file instead of copying it"
+        )
+
+
+def test_images_are_linked_and_a_shared_target_is_replaced_not_overwritten(tmp_path):
+    from types import SimpleNamespace
+
+    src = tmp_path / "src" / "jupyter_execute"
+    src.mkdir(parents=True)
+    (src / "a.png").write_bytes(b"new figure")
+    (src / "b.png").write_bytes(b"same")
+    out = tmp_path / "out"
+    (out / "_images").mkdir(parents=True)
+    (out / "_images" / "a.png").write_bytes(b"old figure")
+    live = tmp_path / "live.png"
+    os.link(out / "_images" / "a.png", live)  # the published site shares the old file
+    os.link(src / "b.png", out / "_images" / "b.png")
+    builder = SimpleNamespace(
+        images={"jupyter_execute/a.png": "a.png", "jupyter_execute/b.png": "b.png"},
+        srcdir=str(tmp_path / "src"),
+        outdir=str(out),
+        imagedir="_images",
+    )
+    assert sphinx_ext.link_image_files(builder) == 2
+    assert os.path.samefile(out / "_images" / "a.png", src / "a.png")
+    assert live.read_bytes() == b"old figure", "the live site's file is left alone"
+    assert os.path.samefile(out / "_images" / "b.png", src / "b.png")
+    assert sorted(p.name for p in (out / "_images").iterdir()) == ["a.png", "b.png"]
 
 
 def test_sidebar_cache_marks_the_right_page():

@@ -284,6 +284,36 @@ def _on_builder_inited(app: Sphinx) -> None:
         _downloads(app)  # zip the exports now, in the main process: parallel readers inherit the result
     if app.parallel > 1:
         _install_read_chunks(app)
+    if app.config.kofukin_nav_cache and hasattr(app.builder, "copy_image_files"):
+        app.builder.copy_image_files = lambda: link_image_files(app.builder)  # type: ignore[method-assign]
+
+
+def link_image_files(builder: Any) -> int:
+    """Sphinx's ``copy_image_files``, hard-linking each figure instead of copying it; returns the number linked.
+
+    myst-nb writes every figure of a notebook to ``jupyter_execute/<sha256 of the image>.png`` while reading, and
+    Sphinx copies each to ``_images/`` after writing, one by one in the main process: ~7,200 report figures, ~16 s
+    with one core idle. A hard link is the same file for nothing. A figure is named after its content, so neither
+    side is ever rewritten in place; an existing target that is another file is replaced (never overwritten),
+    as the live site may share it. Where a link is impossible (another file system) the file is copied.
+    """
+    if not builder.images:
+        return 0
+    target = Path(builder.outdir, builder.imagedir)
+    target.mkdir(parents=True, exist_ok=True)
+    for src, dest in builder.images.items():
+        source, link = Path(builder.srcdir, src), target / dest
+        if link.exists() and os.path.samefile(source, link):
+            continue
+        tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, link)
+    logger.info("[kofukin] linked %d images", len(builder.images))
+    return len(builder.images)
 
 
 def _collect_search_page(app: Sphinx) -> list[tuple[str, dict, str]]:
