@@ -49,6 +49,29 @@ class WhatIf:
     indicators: pd.DataFrame | None = None
 
 
+INDICATOR = ["grant", "goal", "group", "indicator_no"]
+
+
+def _with_bands(items: pd.DataFrame, bands: pd.DataFrame) -> pd.DataFrame:
+    """``items`` with each item's rank-banded ``measure`` and ``band`` (:func:`kofukin.reach.item_bands`); an
+    item that is not banded gets band 0 and measure ""."""
+    d = items.merge(bands[["item_id", "measure", "band"]], on="item_id", how="left", validate="m:1")
+    d["band"] = d["band"].fillna(0).astype("int64")
+    d["measure"] = d["measure"].fillna("")
+    return d
+
+
+def with_lower_bands(d: pd.DataFrame, asked: pd.Series, by: list[str]) -> pd.Series:
+    """``asked`` and, within each banded measure (``by`` + ``measure``) where an item is asked, every band up to
+    the highest one asked: reaching 上位3割 means being in the 上位5割 and 7割 too.
+
+    ``d`` is a :func:`_with_bands` table and ``asked`` a boolean Series on its index."""
+    measure = [*by, "measure"]
+    banded = d["band"] > 0
+    top = d[asked & banded].groupby(measure, sort=False)["band"].max().rename("top_band")
+    return asked | (banded & (d["band"] <= d.join(top, on=measure)["top_band"]))
+
+
 def gain_items(
     dense_one: pd.DataFrame,
     item_ids: Iterable[str],
@@ -67,14 +90,8 @@ def gain_items(
     out = dense_one.copy()
     chosen = set(ids)
     if cumulative_bands and bands is not None:
-        b = out[["item_id", "grant", "goal", "group", "indicator_no"]].merge(bands, on="item_id", how="left")
-        b["band"] = b["band"].fillna(0).astype("int64")
-        b["measure"] = b["measure"].fillna("")
-        key = ["grant", "goal", "group", "indicator_no", "measure"]
-        picked = b[b["item_id"].isin(chosen) & (b["band"] > 0)]
-        top = picked.groupby(key, sort=False)["band"].max().rename("top_band").reset_index()
-        lower = b[b["band"] > 0].merge(top, on=key)
-        chosen |= set(lower.loc[lower["band"] <= lower["top_band"], "item_id"])
+        b = _with_bands(out[["item_id", *INDICATOR]], bands)
+        chosen |= set(b.loc[with_lower_bands(b, b["item_id"].isin(chosen), INDICATOR), "item_id"])
     mask = out["item_id"].isin(chosen)
     out.loc[mask, "points"] = out.loc[mask, "max_points"]
     return out, sorted(chosen)
@@ -185,21 +202,14 @@ def grant_changes(
     per municipality of ``chosen``: ``lg_code6, suishin_total, shien_total, grand_total`` (the changes).
     """
     bands = item_bands(catalogue) if bands is None else bands
-    keys = ["lg_code6", "grant", "goal", "group", "indicator_no"]
-    d = dense[["fiscal_year", *keys, "item_id", "points", "max_points"]].merge(
-        bands[["item_id", "measure", "band"]], on="item_id", how="left", validate="m:1"
-    )
-    d["band"] = d["band"].fillna(0).astype("int64")
-    d["measure"] = d["measure"].fillna("")
+    keys = ["lg_code6", *INDICATOR]
+    d = _with_bands(dense[["fiscal_year", *keys, "item_id", "points", "max_points"]], bands)
     pairs = pd.MultiIndex.from_frame(d[["lg_code6", "item_id"]])
     asked = pairs.isin(pd.MultiIndex.from_frame(chosen[["lg_code6", "item_id"]]))
     unknown = len(chosen) - int(asked.sum())
     if unknown:
         raise ValueError(f"{unknown} chosen item(s) are not in the year's catalogue for their municipality")
-    measure = [*keys, "measure"]
-    top = d[asked & (d["band"] > 0)].groupby(measure, sort=False)["band"].max().rename("top_band")
-    d = d.join(top, on=measure)
-    d["set"] = asked | ((d["band"] > 0) & (d["band"] <= d["top_band"]))
+    d["set"] = with_lower_bands(d, pd.Series(asked, index=d.index), keys)
     touched = d.loc[d["set"], keys].drop_duplicates()
     t = d.merge(touched, on=keys)
     cols = ["fiscal_year", "lg_code6", "item_id", "points"]
