@@ -222,7 +222,10 @@ class WarmKernel:
             arguments.append(f"--IPKernelApp.exec_lines={self.preload}; import gc; gc.freeze()")
         await km.start_kernel(cwd=str(cwd), extra_arguments=arguments, stdout=self.stderr, stderr=self.stderr)
         kc = km.client()
-        kc.start_channels()
+        # No heartbeat channel: whether the kernel lives is asked of its manager (the process), by nbclient and
+        # by jupyter_client's own client alike. Its thread only pinged the kernel, and one that got going after a
+        # quick stop raised in the background (ZMQError on the destroyed context).
+        kc.start_channels(hb=False)
         self.km, self.kc, self.notebooks, self.booting = km, kc, 0, True
 
     async def _connect(self) -> None:
